@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The interval map: a B+tree keyed by each interval's start.
+ *
+ * Leaves hold parallel arrays of starts, ends and inline values and are
+ * linked both ways; inner nodes hold separators and children. For child
+ * i > 0 of an inner node, every start below it is >= key[i] and every
+ * start below child i - 1 is < key[i]; key[0] is unused. Separators are
+ * not refreshed when the entry they were copied from goes away, so the
+ * first entry of a leaf may start above its separator: the entry that
+ * contains an address can then sit at the end of the previous leaf, which
+ * is why lookups look one entry back across a leaf boundary.
+ *
+ * Intervals never overlap, so the entry containing an address is always
+ * the one with the greatest start <= address.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared.h"
+
+#define LEAF_CAP 32
+#define LEAF_MIN (LEAF_CAP / 2)
+#define INNER_CAP 32
+#define INNER_MIN (INNER_CAP / 2)
+#define MAX_HEIGHT 24
+
+struct node {
+    uint16_t n;    /* entries (leaf) or children (inner) */
+    uint16_t leaf; /* 1 for a leaf */
+};
+
+struct leaf {
+    struct node h;
+    struct leaf *prev, *next;
+    uint64_t start[LEAF_CAP];
+    uint64_t end[LEAF_CAP];
+    unsigned char val[]; /* LEAF_CAP values of value_size bytes */
+};
+
+struct inner {
+    struct node h;
+    uint64_t key[INNER_CAP];
+    struct node *child[INNER_CAP];
+};
+
+struct interval_map {
+    struct node *root; /* NULL when empty */
+    size_t value_size;
+    size_t count;
+    size_t leaves, inners;
+};
+
+struct path {
+    struct inner *node[MAX_HEIGHT];
+    unsigned idx[MAX_HEIGHT];
+    unsigned depth;
+};
+
+/* The number of elements of a[0..n) that are <= x (a is sorted). */
+static inline unsigned count_le(const uint64_t *a, unsigned n, uint64_t x)
+{
+    const uint64_t *base = a;
+
+    while (n > 1) {
+        unsigned half = n / 2;
+        base = (base[half - 1] <= x) ? base + half : base;
+        n -= half;
+    }
+    return (unsigned)(base - a) + (n == 1 && base[0] <= x);
+}
+
+static inline unsigned char *leaf_val(const interval_map *m, const struct leaf *l, unsigned i)
+{
+    return (unsigned char *)l->val + (size_t)i * m->value_size;
+}
+
+/* Asks for every cache line of a 32-key array at once: the misses then
+ * overlap instead of arriving one per binary-search step. */
+static inline void prefetch_keys(const uint64_t *keys)
+{
+    for (unsigned i = 0; i < 32; i += 8)
+        __builtin_prefetch(&keys[i]);
+}
+
+static inline struct node *inner_child_for(const struct inner *in, uint64_t key, unsigned *idx)
+{
+    prefetch_keys(in->key);
+    unsigned i = count_le(in->key + 1, in->h.n - 1u, key);
+    *idx = i;
+    return in->child[i];
+}
+
+static struct leaf *descend(const interval_map *m, uint64_t key, struct path *p)
+{
+    struct node *n = m->root;
+    unsigned idx;
+
+    if (p)
+        p->depth = 0;
+    while (!n->leaf) {
+        struct inner *in = (struct inner *)n;
+        n = inner_child_for(in, key, &idx);
+        if (p) {
+            p->node[p->depth] = in;
+            p->idx[p->depth] = idx;
+            p->depth++;
+        }
+    }
+    return (struct leaf *)n;
+}
+
+static struct leaf *leaf_new(interval_map *m)
+{
+    struct leaf *l = calloc(1, sizeof(*l) + LEAF_CAP * m->value_size);
+    if (l) {
+        l->h.leaf = 1;
+        m->leaves++;
+    }
+    return l;
+}
+
+static struct inner *inner_new(interval_map *m)
+{
+    struct inner *in = calloc(1, sizeof(*in));
+    if (in)
+        m->inners++;
+    return in;
+}
+
+interval_map *interval_map_new(size_t value_size)
+{
+    if (value_size > INTERVAL_MAP_MAX_VALUE)
+        return NULL;
+    interval_map *m = calloc(1, sizeof(*m));
+    if (m)
+        m->value_size = value_size;
+    return m;
+}
+
+static void free_node(interval_map *m, struct node *n)
+{
+    if (!n->leaf) {
+        struct inner *in = (struct inner *)n;
+        for (unsigned i = 0; i < in->h.n; i++)
+            free_node(m, in->child[i]);
+    }
+    free(n);
+}
+
+void interval_map_clear(interval_map *m)
+{
+    if (m->root)
+        free_node(m, m->root);
+    m->root = NULL;
+    m->count = m->leaves = m->inners = 0;
+}
+
+void interval_map_free(interval_map *m)
+{
+    if (!m)
+        return;
+    interval_map_clear(m);
+    free(m);
+}
+
+size_t interval_map_value_size(const interval_map *m)
+{
+    return m->value_size;
+}
+
+size_t interval_map_count(const interval_map *m)
+{
+    return m->count;
+}
+
+size_t interval_map_memory(const interval_map *m)
+{
+    return sizeof(*m) + m->leaves * (sizeof(struct leaf) + LEAF_CAP * m->value_size) +
+           m->inners * sizeof(struct inner);
+}
+
+/*
+ * The position of the entry with the greatest start <= addr: a leaf and
+ * an index, or leaf NULL when every entry starts above addr.
+ */
+static struct leaf *find_le(const interval_map *m, uint64_t addr, unsigned *idx)
+{
+    if (!m->root)
+        return NULL;
+    struct leaf *l = descend(m, addr, NULL);
+    prefetch_keys(l->start);
+    unsigned i = count_le(l->start, l->h.n, addr);
+
+    if (i > 0) {
+        *idx = i - 1;
+        return l;
+    }
+    /* Every entry here starts above addr: the predecessor, if any, ends
+     * the previous leaf. */
+    l = l->prev;
+    if (!l)
+        return NULL;
+    *idx = l->h.n - 1u;
+    return l;
+}
+
+/* A non-NULL pointer standing for the value of a zero-size entry. */
+static unsigned char empty_value;
+
+static void *value_ptr(const interval_map *m, struct leaf *l, unsigned i)
+{
+    return m->value_size ? (void *)leaf_val(m, l, i) : (void *)&empty_value;
+}
+
+void *interval_map_find(const interval_map *m, uint64_t addr, u64_range *range)
+{
+    unsigned i;
+    struct leaf *l = find_le(m, addr, &i);
+
+    if (!l || l->end[i] < addr)
+        return NULL;
+    if (range) {
+        range->first = l->start[i];
+        range->last = l->end[i];
+    }
+    return value_ptr(m, l, i);
+}
+
+void interval_map_iter_init(interval_map_iter *it, const interval_map *m, uint64_t first,
+                            uint64_t last)
+{
+    unsigned i;
+    struct leaf *l;
+
+    it->map = m;
+    it->last = last;
+    it->leaf = NULL;
+    it->idx = 0;
+    if (!m->root || first > last)
+        return;
+    l = find_le(m, first, &i);
+    if (l && l->end[i] >= first) {
+        it->leaf = l;
+        it->idx = i;
+        return;
+    }
+    if (l) {
+        it->leaf = l;
+        it->idx = i + 1;
+    } else {
+        /* Every entry starts above first: begin at the leftmost leaf. */
+        struct node *n = m->root;
+        while (!n->leaf)
+            n = ((struct inner *)n)->child[0];
+        it->leaf = n;
+        it->idx = 0;
+    }
+}
+
+void *interval_map_iter_next(interval_map_iter *it, u64_range *range)
+{
+    struct leaf *l = it->leaf;
+
+    while (l && it->idx >= l->h.n) {
+        l = l->next;
+        it->idx = 0;
+    }
+    it->leaf = l;
+    if (!l || l->start[it->idx] > it->last) {
+        it->leaf = NULL;
+        return NULL;
+    }
+    unsigned i = it->idx++;
+    if (range) {
+        range->first = l->start[i];
+        range->last = l->end[i];
+    }
+    return value_ptr(it->map, l, i);
+}
+
+void *interval_map_find_first(const interval_map *m, uint64_t first, uint64_t last,
+                              u64_range *range)
+{
+    interval_map_iter it;
+
+    interval_map_iter_init(&it, m, first, last);
+    return interval_map_iter_next(&it, range);
+}
+
+/* Moves entries [from, from + count) of @src to position @to of @dst. */
+static void leaf_move(const interval_map *m, struct leaf *dst, unsigned to, struct leaf *src,
+                      unsigned from, unsigned count)
+{
+    memmove(&dst->start[to], &src->start[from], count * sizeof(uint64_t));
+    memmove(&dst->end[to], &src->end[from], count * sizeof(uint64_t));
+    if (m->value_size)
+        memmove(leaf_val(m, dst, to), leaf_val(m, src, from), count * m->value_size);
+}
+
+static void leaf_put(const interval_map *m, struct leaf *l, unsigned i, uint64_t start,
+                     uint64_t end, const void *value)
+{
+    leaf_move(m, l, i + 1, l, i, l->h.n - i);
+    l->start[i] = start;
+    l->end[i] = end;
+    if (m->value_size)
+        memcpy(leaf_val(m, l, i), value, m->value_size);
+    l->h.n++;
+}
+
+static void inner_put(struct inner *in, unsigned i, uint64_t key, struct node *child)
+{
+    memmove(&in->key[i + 1], &in->key[i], (in->h.n - i) * sizeof(uint64_t));
+    memmove(&in->child[i + 1], &in->child[i], (in->h.n - i) * sizeof(struct node *));
+    in->key[i] = key;
+    in->child[i] = child;
+    in->h.n++;
+}
+
+static void inner_drop(struct inner *in, unsigned i)
+{
+    memmove(&in->key[i], &in->key[i + 1], (in->h.n - i - 1) * sizeof(uint64_t));
+    memmove(&in->child[i], &in->child[i + 1], (in->h.n - i - 1) * sizeof(struct node *));
+    in->h.n--;
+}
+
+/*
+ * Inserts separator @key and @right after child @idx of the inner node
+ * at @p->node[level], splitting upward as needed. Nodes are allocated
+ * up front by the caller's budget check, so this cannot fail halfway.
+ */
+static void insert_up(interval_map *m, struct path *p, int level, uint64_t key,
+                      struct node *right, struct inner **spare, unsigned *nspare)
+{
+    while (level >= 0) {
+        struct inner *in = p->node[level];
+        unsigned pos = p->idx[level] + 1;
+
+        if (in->h.n < INNER_CAP) {
+            inner_put(in, pos, key, right);
+            return;
+        }
+        /* Split: the combined CAP + 1 children go half and half. */
+        uint64_t keys[INNER_CAP + 1];
+        struct node *kids[INNER_CAP + 1];
+        memcpy(keys, in->key, pos * sizeof(uint64_t));
+        memcpy(kids, in->child, pos * sizeof(struct node *));
+        keys[pos] = key;
+        kids[pos] = right;
+        memcpy(&keys[pos + 1], &in->key[pos], (INNER_CAP - pos) * sizeof(uint64_t));
+        memcpy(&kids[pos + 1], &in->child[pos], (INNER_CAP - pos) * sizeof(struct node *));
+
+        struct inner *r = spare[--*nspare];
+        unsigned lcount = (INNER_CAP + 1) / 2, rcount = INNER_CAP + 1 - lcount;
+        memcpy(in->key, keys, lcount * sizeof(uint64_t));
+        memcpy(in->child, kids, lcount * sizeof(struct node *));
+        in->h.n = (uint16_t)lcount;
+        memcpy(r->key, &keys[lcount], rcount * sizeof(uint64_t));
+        memcpy(r->child, &kids[lcount], rcount * sizeof(struct node *));
+        r->h.n = (uint16_t)rcount;
+        key = keys[lcount];
+        right = &r->h;
+        level--;
+    }
+    /* The root split: a new root above both halves. */
+    struct inner *root = spare[--*nspare];
+    root->h.n = 2;
+    root->key[0] = 0;
+    root->child[0] = m->root;
+    root->key[1] = key;
+    root->child[1] = right;
+    m->root = &root->h;
+}
+
+int interval_map_insert(interval_map *m, uint64_t start, uint64_t end, const void *value)
+{
+    struct path p;
+    struct leaf *l;
+    unsigned pos;
+
+    if (start > end)
+        return -EINVAL;
+    if (!m->root) {
+        l = leaf_new(m);
+        if (!l)
+            return -ENOMEM;
+        leaf_put(m, l, 0, start, end, value);
+        m->root = &l->h;
+        m->count = 1;
+        return 0;
+    }
+
+    l = descend(m, start, &p);
+    pos = count_le(l->start, l->h.n, start);
+
+    /* Overlap with the predecessor or the successor? */
+    if (pos > 0 ? l->end[pos - 1] >= start : (l->prev && l->prev->end[l->prev->h.n - 1] >= start))
+        return -EEXIST;
+    if (pos < l->h.n ? l->start[pos] <= end : (l->next && l->next->start[0] <= end))
+        return -EEXIST;
+
+    if (l->h.n < LEAF_CAP) {
+        leaf_put(m, l, pos, start, end, value);
+        m->count++;
+        return 0;
+    }
+
+    /* A split needs one leaf and up to one inner node per level plus a
+     * new root; allocate them all first so failure changes nothing. */
+    struct inner *spare[MAX_HEIGHT + 1];
+    unsigned nspare = 0, need = 1;
+    for (int lv = (int)p.depth - 1; lv >= 0 && p.node[lv]->h.n == INNER_CAP; lv--)
+        need++;
+    struct leaf *r = leaf_new(m);
+    if (!r)
+        return -ENOMEM;
+    for (; nspare < need; nspare++) {
+        spare[nspare] = inner_new(m);
+        if (!spare[nspare]) {
+            while (nspare--) {
+                free(spare[nspare]);
+                m->inners--;
+            }
+            free(r);
+            m->leaves--;
+            return -ENOMEM;
+        }
+    }
+
+    /* Ascending inserts at the right edge keep the old leaf full and
+     * descending ones at the left edge leave it to the new key alone,
+     * so sequential traffic fills leaves instead of halving them. */
+    unsigned split;
+    if (!l->next && pos == LEAF_CAP)
+        split = LEAF_CAP;
+    else if (!l->prev && pos == 0)
+        split = 0;
+    else
+        split = LEAF_CAP / 2;
+    leaf_move(m, r, 0, l, split, LEAF_CAP - split);
+    r->h.n = (uint16_t)(LEAF_CAP - split);
+    l->h.n = (uint16_t)split;
+    if (pos < split || (split == 0 && pos == 0))
+        leaf_put(m, l, pos, start, end, value);
+    else
+        leaf_put(m, r, pos - split, start, end, value);
+    r->next = l->next;
+    if (r->next)
+        r->next->prev = r;
+    r->prev = l;
+    l->next = r;
+    m->count++;
+
+    insert_up(m, &p, (int)p.depth - 1, r->start[0], &r->h, spare, &nspare);
+    /* Levels that turned out not to split return their spare nodes. */
+    while (nspare--) {
+        free(spare[nspare]);
+        m->inners--;
+    }
+    return 0;
+}
+
+/* Rebalances inner node @in (child @idx of @parent) after it lost a child. */
+static void rebalance_inner(interval_map *m, struct path *p, int level)
+{
+    while (level > 0) {
+        struct inner *in = p->node[level];
+        if (in->h.n >= INNER_MIN)
+            return;
+        struct inner *par = p->node[level - 1];
+        unsigned i = p->idx[level - 1];
+        struct inner *left = i > 0 ? (struct inner *)par->child[i - 1] : NULL;
+        struct inner *right = i + 1u < par->h.n ? (struct inner *)par->child[i + 1] : NULL;
+
+        if (left && left->h.n > INNER_MIN) {
+            /* Rotate the left sibling's last child through the parent. */
+            inner_put(in, 0, 0, left->child[left->h.n - 1]);
+            in->key[1] = par->key[i];
+            par->key[i] = left->key[left->h.n - 1];
+            left->h.n--;
+            return;
+        }
+        if (right && right->h.n > INNER_MIN) {
+            in->key[in->h.n] = par->key[i + 1];
+            in->child[in->h.n] = right->child[0];
+            in->h.n++;
+            par->key[i + 1] = right->key[1];
+            inner_drop(right, 0);
+            return;
+        }
+        if (left) {
+            /* Merge @in into its left sibling. */
+            in->key[0] = par->key[i];
+            memcpy(&left->key[left->h.n], in->key, in->h.n * sizeof(uint64_t));
+            memcpy(&left->child[left->h.n], in->child, in->h.n * sizeof(struct node *));
+            left->h.n = (uint16_t)(left->h.n + in->h.n);
+            inner_drop(par, i);
+            free(in);
+        } else {
+            right->key[0] = par->key[i + 1];
+            memcpy(&in->key[in->h.n], right->key, right->h.n * sizeof(uint64_t));
+            memcpy(&in->child[in->h.n], right->child, right->h.n * sizeof(struct node *));
+            in->h.n = (uint16_t)(in->h.n + right->h.n);
+            inner_drop(par, i + 1);
+            free(right);
+        }
+        m->inners--;
+        level--;
+    }
+    /* The root keeps any number of children; one child replaces it. */
+    struct inner *root = (struct inner *)m->root;
+    if (!root->h.leaf && root->h.n == 1) {
+        m->root = root->child[0];
+        free(root);
+        m->inners--;
+    }
+}
+
+int interval_map_remove(interval_map *m, uint64_t start, void *value_out)
+{
+    struct path p;
+
+    if (!m->root)
+        return -ENOENT;
+    struct leaf *l = descend(m, start, &p);
+    unsigned i = count_le(l->start, l->h.n, start);
+    if (i == 0 || l->start[i - 1] != start)
+        return -ENOENT;
+    i--;
+    if (value_out && m->value_size)
+        memcpy(value_out, leaf_val(m, l, i), m->value_size);
+    leaf_move(m, l, i, l, i + 1, l->h.n - i - 1u);
+    l->h.n--;
+    m->count--;
+
+    if (p.depth == 0) {
+        if (l->h.n == 0) {
+            free(l);
+            m->leaves--;
+            m->root = NULL;
+        }
+        return 0;
+    }
+    if (l->h.n >= LEAF_MIN)
+        return 0;
+
+    struct inner *par = p.node[p.depth - 1];
+    unsigned ci = p.idx[p.depth - 1];
+    struct leaf *left = ci > 0 ? (struct leaf *)par->child[ci - 1] : NULL;
+    struct leaf *right = ci + 1u < par->h.n ? (struct leaf *)par->child[ci + 1] : NULL;
+
+    if (left && left->h.n > LEAF_MIN) {
+        leaf_move(m, l, 1, l, 0, l->h.n);
+        leaf_move(m, l, 0, left, left->h.n - 1u, 1);
+        l->h.n++;
+        left->h.n--;
+        par->key[ci] = l->start[0];
+        return 0;
+    }
+    if (right && right->h.n > LEAF_MIN) {
+        leaf_move(m, l, l->h.n, right, 0, 1);
+        l->h.n++;
+        leaf_move(m, right, 0, right, 1, right->h.n - 1u);
+        right->h.n--;
+        par->key[ci + 1] = right->start[0];
+        return 0;
+    }
+    /* Merge with a sibling: the right one of the pair goes away. */
+    struct leaf *keep = left ? left : l;
+    struct leaf *gone = left ? l : right;
+    unsigned gone_idx = left ? ci : ci + 1;
+    leaf_move(m, keep, keep->h.n, gone, 0, gone->h.n);
+    keep->h.n = (uint16_t)(keep->h.n + gone->h.n);
+    keep->next = gone->next;
+    if (keep->next)
+        keep->next->prev = keep;
+    inner_drop(par, gone_idx);
+    free(gone);
+    m->leaves--;
+    rebalance_inner(m, &p, (int)p.depth - 1);
+    return 0;
+}

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shared.h - the code both halves of the project use: inclusive u64
+ * ranges, the interval map, bitmaps and the mapping-listener interface.
+ *
+ * Conventions: functions return 0 or a negative errno unless documented
+ * otherwise; every range is inclusive, [first, last], so the whole u64
+ * space [0, UINT64_MAX] is a valid range whose size does not fit in 64 bits.
+ */
+#ifndef SHARED_H
+#define SHARED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SHARED_BUILDING) && defined(__GNUC__)
+#define SHARED_API __attribute__((visibility("default")))
+#else
+#define SHARED_API
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Inclusive u64 ranges                                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * u64_range - an inclusive range [first, last]; valid when first <= last.
+ */
+typedef struct u64_range {
+    uint64_t first;
+    uint64_t last;
+} u64_range;
+
+/**
+ * u64_range_from_size - the range of @size bytes starting at @start.
+ * @out: receives the range.
+ *
+ * Returns 0, -EINVAL when @size is 0, or -EOVERFLOW when
+ * start + size - 1 does not fit in 64 bits.
+ */
+SHARED_API int u64_range_from_size(uint64_t start, uint64_t size, u64_range *out);
+
+/**
+ * u64_range_size - the number of bytes in @r.
+ * @size: receives last - first + 1.
+ *
+ * Returns 0, or -EOVERFLOW for [0, UINT64_MAX] (2^64 bytes; *size is
+ * then left untouched).
+ */
+SHARED_API int u64_range_size(u64_range r, uint64_t *size);
+
+/** u64_range_valid - true when first <= last. */
+static inline bool u64_range_valid(u64_range r)
+{
+    return r.first <= r.last;
+}
+
+/** u64_range_contains - true when @addr lies in @r. */
+static inline bool u64_range_contains(u64_range r, uint64_t addr)
+{
+    return r.first <= addr && addr <= r.last;
+}
+
+/** u64_range_overlaps - true when @a and @b share at least one address. */
+static inline bool u64_range_overlaps(u64_range a, u64_range b)
+{
+    return a.first <= b.last && b.first <= a.last;
+}
+
+/** u64_range_covers - true when every address of @inner is in @outer. */
+static inline bool u64_range_covers(u64_range outer, u64_range inner)
+{
+    return outer.first <= inner.first && inner.last <= outer.last;
+}
+
+/**
+ * u64_range_intersect - the addresses @a and @b share.
+ * Returns true and fills @out when they overlap, false otherwise.
+ */
+SHARED_API bool u64_range_intersect(u64_range a, u64_range b, u64_range *out);
+
+/**
+ * u64_add_overflows - true when a + b does not fit in 64 bits; else
+ * stores the sum in @sum (which may be NULL).
+ */
+static inline bool u64_add_overflows(uint64_t a, uint64_t b, uint64_t *sum)
+{
+    uint64_t s;
+    bool of = __builtin_add_overflow(a, b, &s);
+    if (!of && sum)
+        *sum = s;
+    return of;
+}
+
+/**
+ * u64_range_aligned - true when first and last + 1 are multiples of
+ * @granule (a power of two). last + 1 == 2^64 counts as aligned.
+ */
+static inline bool u64_range_aligned(u64_range r, uint64_t granule)
+{
+    uint64_t mask = granule - 1;
+    return (r.first & mask) == 0 && ((r.last + 1) & mask) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Interval map                                                        */
+/* ------------------------------------------------------------------ */
+
+/**
+ * interval_map - non-overlapping inclusive [start, end] keys over the
+ * whole u64 space, each carrying a fixed-size value stored inline.
+ *
+ * A B+tree keyed by start: lookups, inserts and removes are logarithmic,
+ * lookups never allocate, and an entry costs its key (16 bytes) plus its
+ * value, at the nodes' fill factor. Leaves are linked, so iterating a
+ * range in address order walks contiguous memory.
+ *
+ * Pointers to values returned by lookups and iterators stay valid until
+ * the next insert, remove or clear on the same map.
+ */
+typedef struct interval_map interval_map;
+
+/** The largest value size an interval map accepts, in bytes. */
+#define INTERVAL_MAP_MAX_VALUE 64
+
+/**
+ * interval_map_new - an empty map whose entries carry @value_size bytes
+ * (0 .. INTERVAL_MAP_MAX_VALUE). Returns NULL when @value_size is too
+ * large or memory is short. The caller owns the map.
+ */
+SHARED_API interval_map *interval_map_new(size_t value_size);
+
+/** interval_map_free - frees @map and every entry; NULL is allowed. */
+SHARED_API void interval_map_free(interval_map *map);
+
+/** interval_map_value_size - the value size given at creation. */
+SHARED_API size_t interval_map_value_size(const interval_map *map);
+
+/**
+ * interval_map_insert - adds [start, end] carrying a copy of
+ * @value (value_size bytes; may be NULL when value_size is 0).
+ *
+ * Returns 0; -EINVAL when start > end; -EEXIST when the range overlaps
+ * an entry (the map is unchanged); -ENOMEM.
+ */
+SHARED_API int interval_map_insert(interval_map *map, uint64_t start, uint64_t end,
+                                   const void *value);
+
+/**
+ * interval_map_find - the entry containing @addr.
+ * @range: receives the entry's key when found (may be NULL).
+ *
+ * Returns a pointer to the entry's value (valid until the map is next
+ * modified; writable in place), or NULL when no entry contains @addr.
+ * When value_size is 0 a non-NULL dummy pointer signals a hit.
+ */
+SHARED_API void *interval_map_find(const interval_map *map, uint64_t addr, u64_range *range);
+
+/**
+ * interval_map_find_first - the lowest entry overlapping [first, last].
+ * Returns its value and fills @range, or NULL when none overlaps.
+ */
+SHARED_API void *interval_map_find_first(const interval_map *map, uint64_t first, uint64_t last,
+                                         u64_range *range);
+
+/**
+ * interval_map_remove - removes the entry whose key starts exactly at
+ * @start. @value_out (may be NULL) receives a copy of its value.
+ * Returns 0, or -ENOENT when no entry starts at @start.
+ */
+SHARED_API int interval_map_remove(interval_map *map, uint64_t start, void *value_out);
+
+/** interval_map_count - the number of entries. */
+SHARED_API size_t interval_map_count(const interval_map *map);
+
+/** interval_map_clear - removes every entry. */
+SHARED_API void interval_map_clear(interval_map *map);
+
+/**
+ * interval_map_memory - bytes the map currently holds from the
+ * allocator for its nodes and bookkeeping (for benchmarks and budgets).
+ */
+SHARED_API size_t interval_map_memory(const interval_map *map);
+
+/**
+ * interval_map_iter - walks the entries overlapping a range in address
+ * order. Lives on the caller's stack; no allocation. Modifying the map
+ * invalidates it.
+ */
+typedef struct interval_map_iter {
+    const interval_map *map;
+    void *leaf;
+    unsigned idx;
+    uint64_t last;
+} interval_map_iter;
+
+/** interval_map_iter_init - positions @it before the first entry overlapping [first, last]. */
+SHARED_API void interval_map_iter_init(interval_map_iter *it, const interval_map *map,
+                                       uint64_t first, uint64_t last);
+
+/**
+ * interval_map_iter_next - the next overlapping entry: fills @range and
+ * returns its value pointer, or NULL when the walk is over.
+ */
+SHARED_API void *interval_map_iter_next(interval_map_iter *it, u64_range *range);
+
+/* ------------------------------------------------------------------ */
+/* Bitmaps, a 64-bit word at a time                                    */
+/* ------------------------------------------------------------------ */
+
+/** Words needed for @nbits bits. */
+#define BITMAP_WORDS(nbits) (((nbits) + 63) / 64)
+
+/** bitmap_set_range - sets bits [first, first + count). */
+SHARED_API void bitmap_set_range(uint64_t *map, uint64_t first, uint64_t count);
+
+/** bitmap_clear_range - clears bits [first, first + count). */
+SHARED_API void bitmap_clear_range(uint64_t *map, uint64_t first, uint64_t count);
+
+/** bitmap_test - the value of bit @bit. */
+static inline bool bitmap_test(const uint64_t *map, uint64_t bit)
+{
+    return (map[bit / 64] >> (bit % 64)) & 1;
+}
+
+/** bitmap_test_range_any - true when any bit of [first, first + count) is set. */
+SHARED_API bool bitmap_test_range_any(const uint64_t *map, uint64_t first, uint64_t count);
+
+/**
+ * bitmap_or_at - ORs @nbits bits of @src (starting at its bit 0) into
+ * @dst starting at bit @dst_offset. @src may hold garbage past @nbits:
+ * those bits are ignored.
+ */
+SHARED_API void bitmap_or_at(uint64_t *dst, uint64_t dst_offset, const uint64_t *src,
+                             uint64_t nbits);
+
+/** bitmap_count - the number of set bits in [0, nbits). */
+SHARED_API uint64_t bitmap_count(const uint64_t *map, uint64_t nbits);
+
+/**
+ * bitmap_next_set - the index of the first set bit at or after @from
+ * and below @nbits, or @nbits when there is none.
+ */
+SHARED_API uint64_t bitmap_next_set(const uint64_t *map, uint64_t nbits, uint64_t from);
+
+/** Iterates every set bit of [0, nbits) in ascending order. */
+#define BITMAP_FOREACH_SET(bit, map, nbits)                                                        \
+    for ((bit) = bitmap_next_set((map), (nbits), 0); (bit) < (nbits);                              \
+         (bit) = bitmap_next_set((map), (nbits), (bit) + 1))
+
+/* ------------------------------------------------------------------ */
+/* Mapping listeners                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Protection bits of a mapping event (same values as the virtio-iommu MAP flags). */
+#define MAPPING_PROT_READ (1u << 0)
+#define MAPPING_PROT_WRITE (1u << 1)
+#define MAPPING_PROT_MMIO (1u << 2)
+
+/**
+ * mapping_event - one IOVA range of one endpoint gaining or losing a
+ * translation. All values in host byte order.
+ */
+typedef struct mapping_event {
+    uint32_t endpoint; /* endpoint ID the event concerns */
+    uint32_t domain;   /* domain holding the mapping */
+    uint64_t iova;     /* first IOVA byte */
+    uint64_t iova_last; /* last IOVA byte, inclusive */
+    uint64_t gpa;      /* guest-physical address of iova */
+    uint32_t prot;     /* MAPPING_PROT_* */
+    uint32_t seq;      /* index of the causing request within its batch */
+} mapping_event;
+
+/**
+ * mapping_failed_fn - called by a listener's batch_end for each map it
+ * had accepted but could not complete; @err is a negative errno
+ * (-ENOSPC / -ENOMEM: out of resources; anything else: an I/O failure).
+ */
+typedef void (*mapping_failed_fn)(void *fail_opaque, const mapping_event *ev, int err);
+
+/**
+ * mapping_listener_ops - how a device model tells a consumer (a
+ * vfio-user device, an emulated device's IOTLB, vhost, ...) that an
+ * endpoint's translations change. Events arrive between batch_begin
+ * and batch_end, one batch per queue notification.
+ *
+ * @batch_begin: a batch starts (may be NULL).
+ * @map: @ev becomes reachable. Returns 0 when accepted (it may be sent
+ *   later, at batch_end), or a negative errno to refuse it now
+ *   (-ENOSPC/-ENOMEM: out of resources, e.g. a backend's region limit;
+ *   other: I/O failure). A refused map is rolled back by the caller,
+ *   which then sends no unmap for it.
+ * @unmap: @ev is no longer reachable by the guest. Returns 0 or a
+ *   negative errno; the range is gone from the guest's view either way.
+ * @batch_end: completes the batch: returns only once every accepted
+ *   event is acknowledged by the consumer. For each accepted map that
+ *   failed, it calls @failed; the caller rolls those back (with unmap
+ *   events to the listeners that hold them). Returns 0 or the first
+ *   failure's negative errno.
+ */
+typedef struct mapping_listener_ops {
+    void (*batch_begin)(void *opaque);
+    int (*map)(void *opaque, const mapping_event *ev);
+    int (*unmap)(void *opaque, const mapping_event *ev);
+    int (*batch_end)(void *opaque, mapping_failed_fn failed, void *fail_opaque);
+} mapping_listener_ops;
+
+/** mapping_listener - an ops table and its opaque pointer. */
+typedef struct mapping_listener {
+    const mapping_listener_ops *ops;
+    void *opaque;
+} mapping_listener;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHARED_H */
