@@ -211,26 +211,38 @@ uint64_t guest_mem_dirty_mark(guest_mem *gm, uint64_t first, uint64_t last)
 }
 
 int guest_mem_dirty_fold(guest_mem *gm, uint64_t gpa, uint64_t pgsize, const uint64_t *bits,
-                         uint64_t nbits)
+                         uint64_t first_bit, uint64_t nbits)
 {
     if (pgsize == 0 || (pgsize & (pgsize - 1)))
         return -EINVAL;
     if (nbits == 0)
         return 0;
     uint64_t span;
-    if (__builtin_mul_overflow(nbits, pgsize, &span) || u64_add_overflows(gpa, span - 1, NULL))
+    if (__builtin_mul_overflow(nbits, pgsize, &span) || u64_add_overflows(gpa, span - 1, NULL) ||
+        u64_add_overflows(first_bit, nbits, NULL))
         return -EINVAL;
 
     region *rg = region_at(gm, gpa);
     if (pgsize == gm->page_size && rg && (gpa & (pgsize - 1)) == 0 &&
         gpa + span - 1 <= rg->r.gpa + rg->r.size - 1) {
-        bitmap_or_at(rg->dirty, (gpa - rg->r.gpa) >> gm->page_shift, bits, nbits);
+        uint64_t at = (gpa - rg->r.gpa) >> gm->page_shift;
+        if (first_bit % 64 == 0) {
+            bitmap_or_at(rg->dirty, at, bits + first_bit / 64, nbits);
+            return 0;
+        }
+        /* Realign the source through a small buffer, a chunk at a time. */
+        uint64_t tmp[256];
+        for (uint64_t done = 0; done < nbits;) {
+            uint64_t n = nbits - done < 256 * 64 ? nbits - done : 256 * 64;
+            bitmap_extract(tmp, bits, first_bit + done, n);
+            bitmap_or_at(rg->dirty, at + done, tmp, n);
+            done += n;
+        }
         return 0;
     }
-    uint64_t bit;
-    BITMAP_FOREACH_SET(bit, bits, nbits)
-    {
-        uint64_t a = gpa + bit * pgsize;
+    for (uint64_t i = bitmap_next_set(bits, first_bit + nbits, first_bit); i < first_bit + nbits;
+         i = bitmap_next_set(bits, first_bit + nbits, i + 1)) {
+        uint64_t a = gpa + (i - first_bit) * pgsize;
         guest_mem_dirty_mark(gm, a, a + pgsize - 1);
     }
     return 0;

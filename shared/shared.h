@@ -239,6 +239,14 @@ SHARED_API bool bitmap_test_range_any(const uint64_t *map, uint64_t first, uint6
 SHARED_API void bitmap_or_at(uint64_t *dst, uint64_t dst_offset, const uint64_t *src,
                              uint64_t nbits);
 
+/**
+ * bitmap_extract - copies bits [first, first + nbits) of @src to bits
+ * [0, nbits) of @dst (which must hold BITMAP_WORDS(nbits) words; bits
+ * of its last word past @nbits become 0). Never reads @src past the
+ * word holding bit first + nbits - 1.
+ */
+SHARED_API void bitmap_extract(uint64_t *dst, const uint64_t *src, uint64_t first, uint64_t nbits);
+
 /** bitmap_count - the number of set bits in [0, nbits). */
 SHARED_API uint64_t bitmap_count(const uint64_t *map, uint64_t nbits);
 
@@ -345,9 +353,9 @@ SHARED_API int guest_mem_rw(guest_mem *gm, uint64_t gpa, void *buf, uint64_t len
 SHARED_API uint64_t guest_mem_dirty_mark(guest_mem *gm, uint64_t first, uint64_t last);
 
 /**
- * guest_mem_dirty_fold - ORs a device's dirty bitmap into the log: bit
- * i of @bits (i < @nbits) stands for the @pgsize bytes at
- * gpa + i * pgsize. When pgsize equals the log's page size and the
+ * guest_mem_dirty_fold - ORs part of a device's dirty bitmap into the
+ * log: bit first_bit + i of @bits (i < @nbits) stands for the @pgsize
+ * bytes at gpa + i * pgsize. When pgsize equals the log's page size and the
  * pages are aligned and in one region, the bitmap is ORed a word at a
  * time; otherwise each set bit marks every log page it covers (a
  * coarser pgsize marks more pages, never fewer).
@@ -356,7 +364,7 @@ SHARED_API uint64_t guest_mem_dirty_mark(guest_mem *gm, uint64_t first, uint64_t
  * range wraps past 2^64.
  */
 SHARED_API int guest_mem_dirty_fold(guest_mem *gm, uint64_t gpa, uint64_t pgsize,
-                                    const uint64_t *bits, uint64_t nbits);
+                                    const uint64_t *bits, uint64_t first_bit, uint64_t nbits);
 
 /** guest_mem_dirty_count - the number of dirty log pages over all regions. */
 SHARED_API uint64_t guest_mem_dirty_count(const guest_mem *gm);

@@ -48,7 +48,7 @@ int main(void)
             double t0 = now_ns();
             for (int r = 0; r < reps; r++) {
                 uint64_t gpa = ((uint64_t)(r % 3) * CHUNK_BITS + cases[c].shift_pages) * PG;
-                guest_mem_dirty_fold(gm, gpa, PG, bits, CHUNK_BITS);
+                guest_mem_dirty_fold(gm, gpa, PG, bits, 0, CHUNK_BITS);
             }
             double fold = (now_ns() - t0) / reps;
             t0 = now_ns();

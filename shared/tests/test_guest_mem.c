@@ -111,7 +111,7 @@ Test(guest_mem, fold_at_log_page_size_is_exact)
 {
     guest_mem *gm = make();
     uint64_t bits[1] = {0x5}; /* pages 0 and 2 */
-    cr_assert_eq(guest_mem_dirty_fold(gm, 0x3000, PG, bits, 3), 0);
+    cr_assert_eq(guest_mem_dirty_fold(gm, 0x3000, PG, bits, 0, 3), 0);
     cr_assert_eq(guest_mem_dirty_count(gm), 2);
     cr_assert(guest_mem_dirty_test(gm, 0x3000));
     cr_assert_not(guest_mem_dirty_test(gm, 0x4000));
@@ -123,7 +123,7 @@ Test(guest_mem, fold_across_regions_and_coarser_pgsize_marks_every_covered_page)
 {
     guest_mem *gm = make();
     uint64_t bits[1] = {0x2}; /* the second 64 KiB page: [64K, 128K) */
-    cr_assert_eq(guest_mem_dirty_fold(gm, 0, 0x10000, bits, 2), 0);
+    cr_assert_eq(guest_mem_dirty_fold(gm, 0, 0x10000, bits, 0, 2), 0);
     cr_assert_eq(guest_mem_dirty_count(gm), 16);
     cr_assert(guest_mem_dirty_test(gm, 0x10000));
     cr_assert(guest_mem_dirty_test(gm, 0x1f000));
@@ -131,16 +131,16 @@ Test(guest_mem, fold_across_regions_and_coarser_pgsize_marks_every_covered_page)
     guest_mem_dirty_clear(gm);
     /* Straddling two regions at the log's page size takes the slow path. */
     uint64_t all[1] = {0xf};
-    cr_assert_eq(guest_mem_dirty_fold(gm, 0xe000, PG, all, 4), 0);
+    cr_assert_eq(guest_mem_dirty_fold(gm, 0xe000, PG, all, 0, 4), 0);
     cr_assert_eq(guest_mem_dirty_count(gm), 4);
     cr_assert(guest_mem_dirty_test(gm, 0x11000));
     /* Unaligned gpa: every touched page is marked. */
     guest_mem_dirty_clear(gm);
     uint64_t one[1] = {1};
-    cr_assert_eq(guest_mem_dirty_fold(gm, 0x800, PG, one, 1), 0);
+    cr_assert_eq(guest_mem_dirty_fold(gm, 0x800, PG, one, 0, 1), 0);
     cr_assert_eq(guest_mem_dirty_count(gm), 2);
-    cr_assert_eq(guest_mem_dirty_fold(gm, 0, 3, one, 1), -EINVAL);
-    cr_assert_eq(guest_mem_dirty_fold(gm, UINT64_MAX - PG, PG, all, 4), -EINVAL);
+    cr_assert_eq(guest_mem_dirty_fold(gm, 0, 3, one, 0, 1), -EINVAL);
+    cr_assert_eq(guest_mem_dirty_fold(gm, UINT64_MAX - PG, PG, all, 0, 4), -EINVAL);
     guest_mem_free(gm);
 }
 
@@ -148,6 +148,24 @@ static int collect_page(void *opaque, uint64_t gpa)
 {
     g_array_append_val((GArray *)opaque, gpa);
     return 0;
+}
+
+Test(guest_mem, fold_from_a_bit_offset_takes_only_the_named_bits)
+{
+    guest_mem *gm = make();
+    uint64_t bits[3] = {0, 0, 0};
+    bitmap_set_range(bits, 70, 1);  /* the 4th page of the range: 0x4000 */
+    bitmap_set_range(bits, 66, 1);  /* before first_bit: ignored */
+    bitmap_set_range(bits, 140, 1); /* past the range: ignored */
+    cr_assert_eq(guest_mem_dirty_fold(gm, 0x1000, PG, bits, 67, 10), 0);
+    cr_assert_eq(guest_mem_dirty_count(gm), 1);
+    cr_assert(guest_mem_dirty_test(gm, 0x4000));
+    guest_mem_dirty_clear(gm);
+    /* Slow path (a hole after the region) with an offset too. */
+    cr_assert_eq(guest_mem_dirty_fold(gm, 0x1c000, PG, bits, 67, 10), 0);
+    cr_assert_eq(guest_mem_dirty_count(gm), 1);
+    cr_assert(guest_mem_dirty_test(gm, 0x1f000));
+    guest_mem_free(gm);
 }
 
 Test(guest_mem, collect_lists_dirty_pages_in_order_and_clears)
