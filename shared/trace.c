@@ -107,35 +107,6 @@ int trace_event_field_value(const trace_event *ev, unsigned index, uint64_t *val
     return 0;
 }
 
-uint64_t trace_field_load(const trace_event *ev, const trace_field_info *f)
-{
-    const unsigned char *base = (const unsigned char *)&ev->u + f->offset;
-    if (f->size == sizeof(uint64_t)) {
-        uint64_t v;
-        memcpy(&v, base, sizeof(v));
-        return v;
-    }
-    if (f->kind == TRACE_KIND_I32) {
-        int32_t v;
-        memcpy(&v, base, sizeof(v));
-        return (uint64_t)(int64_t)v;
-    }
-    uint32_t v;
-    memcpy(&v, base, sizeof(v));
-    return v;
-}
-
-void trace_field_store(trace_event *ev, const trace_field_info *f, uint64_t value)
-{
-    unsigned char *base = (unsigned char *)&ev->u + f->offset;
-    if (f->size == sizeof(uint64_t)) {
-        memcpy(base, &value, sizeof(value));
-    } else {
-        uint32_t v = (uint32_t)value;
-        memcpy(base, &v, sizeof(v));
-    }
-}
-
 /* ------------------------------------------------------------------ */
 /* Outputs                                                             */
 /* ------------------------------------------------------------------ */
@@ -156,6 +127,9 @@ static trace_callback_fn callback;
 static void *callback_opaque;
 static bool usdt_on;
 static uint64_t start_ns;
+/* Nonzero while a stream or the callback is on: with USDT alone, the fire
+ * functions return after the probe without taking the lock. */
+static int outputs_on;
 
 uint64_t trace_now_ns(void)
 {
@@ -166,10 +140,11 @@ uint64_t trace_now_ns(void)
 
 static void update_enabled_locked(void)
 {
-    bool on =
-        streams[TRACE_FORMAT_TEXT].file || streams[TRACE_FORMAT_JSONL].file || callback || usdt_on;
+    bool outputs = streams[TRACE_FORMAT_TEXT].file || streams[TRACE_FORMAT_JSONL].file || callback;
+    bool on = outputs || usdt_on;
     if (on && !trace_enabled_flag)
         start_ns = trace_now_ns();
+    __atomic_store_n(&outputs_on, outputs ? 1 : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&trace_enabled_flag, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
@@ -193,8 +168,8 @@ static void dispatch(trace_event *ev)
     char line[TRACE_LINE_MAX];
 
     g_mutex_lock(&lock);
-    /* The flag may have been cleared between the caller's test and here. */
-    if (!trace_enabled_flag)
+    /* Outputs may have been turned off between the caller's test and here. */
+    if (!outputs_on)
         goto out;
     uint64_t now = trace_now_ns();
     ev->ts_ns = now > start_ns ? now - start_ns : 0;
@@ -224,6 +199,8 @@ out:
     void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))                  \
     {                                                                                              \
         TRACE_USDT_(name, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));                      \
+        if (!__atomic_load_n(&outputs_on, __ATOMIC_RELAXED))                                       \
+            return;                                                                                \
         trace_event ev;                                                                            \
         memset(&ev, 0, sizeof(ev));                                                                \
         ev.id = TRACE_EV_##name;                                                                   \

@@ -42,15 +42,59 @@ static void put_str(out_buf *o, const char *s)
     put_mem(o, s, strlen(s));
 }
 
+/* Reserves @n bytes at the end of @o, or marks it full. */
+static char *reserve(out_buf *o, size_t n)
+{
+    if (o->full || (size_t)(o->end - o->p) < n) {
+        o->full = true;
+        return NULL;
+    }
+    char *at = o->p;
+    o->p += n;
+    return at;
+}
+
+static const char digit_pairs[] = "00010203040506070809"
+                                  "10111213141516171819"
+                                  "20212223242526272829"
+                                  "30313233343536373839"
+                                  "40414243444546474849"
+                                  "50515253545556575859"
+                                  "60616263646566676869"
+                                  "70717273747576777879"
+                                  "80818283848586878889"
+                                  "90919293949596979899";
+
+static unsigned decimal_digits(uint64_t v)
+{
+    unsigned n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Events are formatted on the traced thread: digits go straight into the
+ * line, two at a time, without an intermediate copy. */
 static void put_u64(out_buf *o, uint64_t v)
 {
-    char tmp[20];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put_mem(o, tmp + i, sizeof(tmp) - i);
+    unsigned n = decimal_digits(v);
+    char *at = reserve(o, n);
+    if (!at)
+        return;
+    char *q = at + n;
+    while (v >= 100) {
+        q -= 2;
+        memcpy(q, &digit_pairs[(v % 100) * 2], 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        q -= 2;
+        memcpy(q, &digit_pairs[v * 2], 2);
+    } else {
+        *--q = (char)('0' + v);
+    }
 }
 
 static void put_i64(out_buf *o, int64_t v)
@@ -66,15 +110,14 @@ static void put_i64(out_buf *o, int64_t v)
 static void put_hex(out_buf *o, uint64_t v)
 {
     static const char digits[] = "0123456789abcdef";
-    char tmp[18];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = digits[v & 0xf];
-        v >>= 4;
-    } while (v);
-    tmp[--i] = 'x';
-    tmp[--i] = '0';
-    put_mem(o, tmp + i, sizeof(tmp) - i);
+    unsigned n = v ? (unsigned)(67 - __builtin_clzll(v)) / 4 : 1;
+    char *at = reserve(o, n + 2);
+    if (!at)
+        return;
+    at[0] = '0';
+    at[1] = 'x';
+    for (char *q = at + 2 + n; q > at + 2; v >>= 4)
+        *--q = digits[v & 0xf];
 }
 
 /* Zero-padded to 9 digits: the fractional part of a seconds timestamp. */
@@ -149,33 +192,77 @@ static void put_json_value(out_buf *o, const trace_field_info *f, uint64_t v)
     }
 }
 
+/*
+ * The constant parts of each line, built at compile time from the event
+ * list so that formatting copies them without measuring: the event's
+ * name and every field's key, in both formats.
+ */
+typedef struct lit {
+    char s[32]; /* whole array readable: put_lit copies it in one move */
+    size_t len;
+} lit;
+
+#define LIT_(str)                                                                                  \
+    {                                                                                              \
+        str, sizeof(str) - 1                                                                       \
+    }
+
+typedef struct field_keys {
+    lit json; /* ,"name": */
+    lit text; /*  name= */
+} field_keys;
+
+typedef struct event_lits {
+    lit json; /* ,"event":"name" */
+    lit text; /*  name */
+    const field_keys *keys;
+} event_lits;
+
+#define KEYS_F_(k, fname, fdoc)                                                                    \
+    {                                                                                              \
+        LIT_(",\"" #fname "\":"), LIT_(" " #fname "=")                                             \
+    }
+#define KEYS_EV_(name, doc)                                                                        \
+    static const field_keys keys_##name[] = {TRACE_FIELDS_##name(KEYS_F_, TRACE_SEP_COMMA)};
+TRACE_EVENT_LIST(KEYS_EV_)
+
+#define LITS_EV_(name, doc)                                                                        \
+    [TRACE_EV_##name] = {LIT_(",\"event\":\"" #name "\""), LIT_(" " #name), keys_##name},
+static const event_lits event_lits_table[TRACE_EVENT_COUNT] = {TRACE_EVENT_LIST(LITS_EV_)};
+
+static void put_lit(out_buf *o, const lit *l)
+{
+    /* With room for the whole array, a fixed-size copy (a couple of
+     * vector moves, no call) is cheaper than copying exactly len bytes;
+     * the bytes past len are overwritten by what follows or ignored. */
+    if (!o->full && (size_t)(o->end - o->p) >= sizeof(l->s)) {
+        memcpy(o->p, l->s, sizeof(l->s));
+        o->p += l->len;
+    } else {
+        put_mem(o, l->s, l->len);
+    }
+}
+
 static void format_line(out_buf *o, const trace_event *ev, trace_format format,
                         const trace_field_info *fields, unsigned count)
 {
-    const char *name = trace_event_name(ev->id);
+    const event_lits *el = &event_lits_table[ev->id];
 
     if (format == TRACE_FORMAT_TEXT) {
         put_u64(o, ev->ts_ns / 1000000000u);
         put_mem(o, ".", 1);
         put_ns_fraction(o, ev->ts_ns % 1000000000u);
-        put_mem(o, " ", 1);
-        put_str(o, name);
+        put_lit(o, &el->text);
         for (unsigned i = 0; i < count; i++) {
-            put_mem(o, " ", 1);
-            put_str(o, fields[i].name);
-            put_mem(o, "=", 1);
+            put_lit(o, &el->keys[i].text);
             put_text_value(o, &fields[i], trace_field_load(ev, &fields[i]));
         }
     } else {
-        put_str(o, "{\"ts\":");
+        put_mem(o, "{\"ts\":", 6);
         put_u64(o, ev->ts_ns);
-        put_str(o, ",\"event\":\"");
-        put_str(o, name);
-        put_mem(o, "\"", 1);
+        put_lit(o, &el->json);
         for (unsigned i = 0; i < count; i++) {
-            put_mem(o, ",\"", 2);
-            put_str(o, fields[i].name);
-            put_mem(o, "\":", 2);
+            put_lit(o, &el->keys[i].json);
             put_json_value(o, &fields[i], trace_field_load(ev, &fields[i]));
         }
         put_mem(o, "}", 1);
