@@ -461,8 +461,9 @@ SHARED_API int trace_open_path(trace_format format, const char *path, GError **e
 
 /**
  * trace_callback_fn - receives each event. It runs on the thread that
- * fired the event, with the trace lock held: it must not call the trace_*
- * configuration functions. @ev is valid during the call only.
+ * fired the event, with the trace lock held: it must neither fire events
+ * nor call the trace_* configuration functions. @ev is valid during the
+ * call only.
  */
 typedef void (*trace_callback_fn)(void *opaque, const trace_event *ev);
 
