@@ -455,6 +455,261 @@ typedef struct mapping_listener {
     void *opaque;
 } mapping_listener;
 
+/* ------------------------------------------------------------------ */
+/* Trace events                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every event is defined once, in trace-events.h. Code fires an event
+ * with TRACE(name, fields...) in the order the event's field list gives;
+ * while tracing is off that costs one load and one predicted branch, and
+ * the arguments are not evaluated. While it is on, the event goes to the
+ * USDT probe viommu:<name> and to every output enabled below: text lines,
+ * JSON Lines, a callback. Timestamps are nanoseconds since tracing was
+ * last turned on from fully off.
+ *
+ * The configuration functions and the events may be used from any
+ * thread; outputs see events one at a time, in the order they fired.
+ */
+
+#include <stdio.h>
+
+#include "trace-events.h"
+
+/* GLib's error type, without making every user of shared.h include glib.h. */
+typedef struct _GError GError;
+
+/** trace_event_id - TRACE_EV_<name> for each event, in definition order. */
+#define TRACE_ENUM_ENTRY_(name, doc) TRACE_EV_##name,
+typedef enum trace_event_id {
+    TRACE_EVENT_LIST(TRACE_ENUM_ENTRY_) TRACE_EVENT_COUNT
+} trace_event_id;
+
+/** trace_<name>_fields - the typed fields of each event, in definition order. */
+#define TRACE_FIELDS_STRUCT_(name, doc)                                                            \
+    typedef struct trace_##name##_fields {                                                         \
+        TRACE_FIELDS_##name(TRACE_F_MEMBER, TRACE_SEP_NONE)                                        \
+    } trace_##name##_fields;
+TRACE_EVENT_LIST(TRACE_FIELDS_STRUCT_)
+
+/**
+ * trace_event - one decoded event: what callbacks receive and what the
+ * JSON Lines reader produces. u.<name> holds the fields of event @id.
+ */
+#define TRACE_UNION_MEMBER_(name, doc) trace_##name##_fields name;
+typedef struct trace_event {
+    trace_event_id id;
+    uint64_t ts_ns; /* nanoseconds since tracing started */
+    union {
+        TRACE_EVENT_LIST(TRACE_UNION_MEMBER_)
+    } u;
+} trace_event;
+
+/** trace_field_kind - TRACE_KIND_<KIND> for the kinds trace-events.h lists. */
+typedef enum trace_field_kind {
+    TRACE_KIND_U32,
+    TRACE_KIND_I32,
+    TRACE_KIND_U64,
+    TRACE_KIND_ADDR,
+    TRACE_KIND_FLAGS,
+    TRACE_KIND_REQ,
+    TRACE_KIND_STATUS,
+} trace_field_kind;
+
+/**
+ * trace_field_info - one field of an event: its name (also its JSON key),
+ * its one-line description, its kind, and where it lies in the event's
+ * trace_<name>_fields struct.
+ */
+typedef struct trace_field_info {
+    const char *name;
+    const char *doc;
+    trace_field_kind kind;
+    uint16_t offset;
+    uint16_t size; /* 4 or 8 */
+} trace_field_info;
+
+/**
+ * trace_enabled_flag - nonzero while any output is on. Read it through
+ * trace_enabled(); change it only through the functions below.
+ */
+SHARED_API extern int trace_enabled_flag;
+
+/**
+ * trace_enabled - true while any output is on. Code that computes a
+ * field only for tracing (a clock read for a latency) tests this first.
+ */
+static inline bool trace_enabled(void)
+{
+    return __builtin_expect(__atomic_load_n(&trace_enabled_flag, __ATOMIC_RELAXED) != 0, 0);
+}
+
+/*
+ * trace_<name>_fire - emits event <name> unconditionally (USDT probe and
+ * the enabled outputs). Call it through TRACE().
+ */
+#define TRACE_FIRE_DECL_(name, doc)                                                                \
+    SHARED_API void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA));
+TRACE_EVENT_LIST(TRACE_FIRE_DECL_)
+
+/**
+ * TRACE - fires event @name with its fields, in definition order, when
+ * tracing is on; the arguments are evaluated only then.
+ *
+ *   TRACE(request_done, type, domain, endpoint, virt_start, virt_end,
+ *         phys_start, flags, status, latency_ns, batch);
+ */
+#define TRACE(name, ...) (trace_enabled() ? trace_##name##_fire(__VA_ARGS__) : (void)0)
+
+/** trace_format - the line formats of stream outputs. */
+typedef enum trace_format {
+    TRACE_FORMAT_TEXT,  /* "<s.ns> <event> field=value ..." */
+    TRACE_FORMAT_JSONL, /* {"ts":N,"event":"<name>","<field>":value,...} */
+} trace_format;
+
+/** The longest line (newline included) either format produces. */
+#define TRACE_LINE_MAX 640
+
+/** trace_error_quark - the GError domain of trace errors (TRACE_ERROR_*). */
+SHARED_API uint32_t trace_error_quark(void);
+#define TRACE_ERROR (trace_error_quark())
+enum {
+    TRACE_ERROR_SPEC,  /* a trace specification string is invalid */
+    TRACE_ERROR_PARSE, /* a JSON Lines line is malformed */
+};
+
+/**
+ * trace_set_stream - writes every event as a @format line to @stream,
+ * replacing any earlier stream of that format (which is flushed, and
+ * closed when trace_open_path opened it). @stream NULL turns the format
+ * off. The caller keeps ownership of @stream and must keep it open until
+ * it is replaced or tracing stops.
+ *
+ * Returns 0, or -EINVAL for an unknown @format.
+ */
+SHARED_API int trace_set_stream(trace_format format, FILE *stream);
+
+/**
+ * trace_open_path - like trace_set_stream with a file the library
+ * creates (truncating it) at @path and closes when replaced or stopped.
+ *
+ * Returns 0; -EINVAL for an unknown @format; or the negative errno of the
+ * failed open, with @error (may be NULL) set in the G_FILE_ERROR domain.
+ */
+SHARED_API int trace_open_path(trace_format format, const char *path, GError **error);
+
+/**
+ * trace_callback_fn - receives each event. It runs on the thread that
+ * fired the event, with the trace lock held: it must neither fire events
+ * nor call the trace_* configuration functions. @ev is valid during the
+ * call only.
+ */
+typedef void (*trace_callback_fn)(void *opaque, const trace_event *ev);
+
+/**
+ * trace_set_callback - calls @fn(@opaque, event) for every event,
+ * replacing any earlier callback; @fn NULL turns the callback off. When
+ * this returns, the earlier callback is no longer running or called.
+ */
+SHARED_API void trace_set_callback(trace_callback_fn fn, void *opaque);
+
+/**
+ * trace_set_usdt - with @on, fires the USDT probes even when no other
+ * output is on, so bpftrace or perf can attach to the running process;
+ * this costs a function call per event. Probes fire whenever tracing is
+ * on, whatever this setting.
+ */
+SHARED_API void trace_set_usdt(bool on);
+
+/**
+ * trace_usdt_available - true when the library was built with USDT
+ * probes (sys/sdt.h was found).
+ */
+SHARED_API bool trace_usdt_available(void);
+
+/**
+ * trace_configure - enables the outputs a specification names, the
+ * argument of `viommu --trace=`: comma-separated items
+ *   usdt           the USDT probes only (see trace_set_usdt)
+ *   text[=PATH]    text lines to PATH, or standard error
+ *   jsonl[=PATH]   JSON Lines to PATH, or standard error
+ *   off            everything off (as trace_stop)
+ * PATH "-" is standard output; a PATH cannot contain a comma. Items are
+ * applied in order; outputs not named keep their state.
+ *
+ * Returns 0; -EINVAL with @error set (TRACE_ERROR_SPEC) for an unknown
+ * item, leaving every output as it was; or the negative errno of a failed
+ * open, with @error set, after applying the items before it.
+ */
+SHARED_API int trace_configure(const char *spec, GError **error);
+
+/**
+ * trace_flush - flushes the stream outputs. Returns 0, or the negative
+ * errno of the first failed flush (-EIO when the stream does not say).
+ */
+SHARED_API int trace_flush(void);
+
+/**
+ * trace_stop - turns every output off: flushes the streams, closes the
+ * ones trace_open_path opened, forgets the callback. The next output
+ * turned on restarts the timestamps at 0.
+ */
+SHARED_API void trace_stop(void);
+
+/** trace_now_ns - CLOCK_MONOTONIC in nanoseconds, for latency fields. */
+SHARED_API uint64_t trace_now_ns(void);
+
+/** trace_event_name - the name of @id, or NULL when @id is not an event. */
+SHARED_API const char *trace_event_name(trace_event_id id);
+
+/** trace_event_doc - the one-line description of @id, or NULL. */
+SHARED_API const char *trace_event_doc(trace_event_id id);
+
+/**
+ * trace_event_lookup - the event called @name (@len bytes, no NUL needed).
+ * Returns 0 and fills @id, or -ENOENT.
+ */
+SHARED_API int trace_event_lookup(const char *name, size_t len, trace_event_id *id);
+
+/**
+ * trace_event_fields - the fields of @id, in definition order (static
+ * storage), with their number in @count. NULL (count 0) when @id is not
+ * an event.
+ */
+SHARED_API const trace_field_info *trace_event_fields(trace_event_id id, unsigned *count);
+
+/**
+ * trace_event_field_value - field @index of @ev widened to 64 bits (I32
+ * sign-extended: cast to int64_t to read it).
+ * Returns 0, or -EINVAL when @ev->id or @index is out of range.
+ */
+SHARED_API int trace_event_field_value(const trace_event *ev, unsigned index, uint64_t *value);
+
+/**
+ * trace_event_format - writes @ev as one @format line, newline included,
+ * NUL-terminated, into @buf (TRACE_LINE_MAX bytes always suffice).
+ *
+ * Returns the line's length without the NUL; -EINVAL for an unknown
+ * event or format; -ENOSPC when @size is too small (@buf then holds a
+ * truncated, NUL-terminated prefix when @size > 0).
+ */
+SHARED_API int trace_event_format(const trace_event *ev, trace_format format, char *buf,
+                                  size_t size);
+
+/**
+ * trace_event_parse_json - decodes one JSON Lines line (@len bytes; a
+ * trailing "\n" or "\r\n" is allowed) as written by the JSONL output:
+ * an object with "ts", "event" and every field of that event, each of
+ * the documented JSON type and in range for its C type. Keys the event
+ * does not define are ignored, so newer writers stay readable.
+ *
+ * Returns 0 and fills @ev, or -EINVAL with @error (may be NULL) set to a
+ * TRACE_ERROR_PARSE message naming the column and what was wrong; @ev is
+ * then unspecified.
+ */
+SHARED_API int trace_event_parse_json(const char *line, size_t len, trace_event *ev,
+                                      GError **error);
+
 #ifdef __cplusplus
 }
 #endif
