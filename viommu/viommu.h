@@ -1,0 +1,721 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * viommu.h - a virtio-iommu device model (virtio device ID 23) for a VMM
+ * to embed.
+ *
+ * The VMM creates a device from a configuration, declares the endpoints
+ * (the DMA-capable devices behind the IOMMU) and their reserved regions,
+ * hands over the guest's requests (as iovec lists, or as a whole split
+ * virtqueue notification) and asks translate() where an endpoint's DMA
+ * lands. Every change to what an endpoint can reach is forwarded to that
+ * endpoint's mapping listener (shared.h), one batch per notification.
+ *
+ * Conventions: functions return 0 or a negative errno unless documented
+ * otherwise; ranges are inclusive; wire structs are little-endian and are
+ * converted to host order only where requests are decoded. A device is
+ * not thread-safe: the VMM serializes every call on one device.
+ */
+#ifndef VIOMMU_H
+#define VIOMMU_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "shared.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(VIOMMU_BUILDING) && defined(__GNUC__)
+#define VIOMMU_API __attribute__((visibility("default")))
+#else
+#define VIOMMU_API
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Wire format (virtio spec, IOMMU device)                             */
+/* ------------------------------------------------------------------ */
+
+/* Little-endian wire integers: convert with le16toh()/htole16() etc. */
+typedef uint16_t viommu_le16;
+typedef uint32_t viommu_le32;
+typedef uint64_t viommu_le64;
+
+#define VIRTIO_ID_IOMMU 23
+
+/* Virtqueues */
+#define VIRTIO_IOMMU_REQUEST_QUEUE 0
+#define VIRTIO_IOMMU_EVENT_QUEUE 1
+
+/* Feature bits (bit numbers) */
+#define VIRTIO_IOMMU_F_INPUT_RANGE 0
+#define VIRTIO_IOMMU_F_DOMAIN_RANGE 1
+#define VIRTIO_IOMMU_F_MAP_UNMAP 2
+#define VIRTIO_IOMMU_F_BYPASS 3
+#define VIRTIO_IOMMU_F_PROBE 4
+#define VIRTIO_IOMMU_F_MMIO 5
+#define VIRTIO_IOMMU_F_BYPASS_CONFIG 6
+
+/** VIOMMU_FEATURE - the feature mask of bit number @bit. */
+#define VIOMMU_FEATURE(bit) (UINT64_C(1) << (bit))
+
+/** Every device-specific feature bit this model implements. */
+#define VIOMMU_FEATURES_KNOWN                                                                      \
+    (VIOMMU_FEATURE(VIRTIO_IOMMU_F_INPUT_RANGE) | VIOMMU_FEATURE(VIRTIO_IOMMU_F_DOMAIN_RANGE) |    \
+     VIOMMU_FEATURE(VIRTIO_IOMMU_F_MAP_UNMAP) | VIOMMU_FEATURE(VIRTIO_IOMMU_F_BYPASS) |            \
+     VIOMMU_FEATURE(VIRTIO_IOMMU_F_PROBE) | VIOMMU_FEATURE(VIRTIO_IOMMU_F_MMIO) |                  \
+     VIOMMU_FEATURE(VIRTIO_IOMMU_F_BYPASS_CONFIG))
+
+/** The features offered by default (the legacy F_BYPASS is not). */
+#define VIOMMU_FEATURES_DEFAULT (VIOMMU_FEATURES_KNOWN & ~VIOMMU_FEATURE(VIRTIO_IOMMU_F_BYPASS))
+
+struct virtio_iommu_range_64 {
+    viommu_le64 start;
+    viommu_le64 end;
+};
+_Static_assert(sizeof(struct virtio_iommu_range_64) == 16, "virtio_iommu_range_64 size");
+
+struct virtio_iommu_range_32 {
+    viommu_le32 start;
+    viommu_le32 end;
+};
+_Static_assert(sizeof(struct virtio_iommu_range_32) == 8, "virtio_iommu_range_32 size");
+
+/* Device configuration space; only @bypass is driver-writable. */
+struct virtio_iommu_config {
+    viommu_le64 page_size_mask;
+    struct virtio_iommu_range_64 input_range;
+    struct virtio_iommu_range_32 domain_range;
+    viommu_le32 probe_size;
+    uint8_t bypass;
+    uint8_t reserved[3];
+};
+_Static_assert(sizeof(struct virtio_iommu_config) == 40, "virtio_iommu_config size");
+_Static_assert(offsetof(struct virtio_iommu_config, input_range) == 8, "input_range offset");
+_Static_assert(offsetof(struct virtio_iommu_config, domain_range) == 24, "domain_range offset");
+_Static_assert(offsetof(struct virtio_iommu_config, probe_size) == 32, "probe_size offset");
+_Static_assert(offsetof(struct virtio_iommu_config, bypass) == 36, "bypass offset");
+_Static_assert(offsetof(struct virtio_iommu_config, reserved) == 37, "config reserved offset");
+
+/* Request types */
+#define VIRTIO_IOMMU_T_ATTACH 1
+#define VIRTIO_IOMMU_T_DETACH 2
+#define VIRTIO_IOMMU_T_MAP 3
+#define VIRTIO_IOMMU_T_UNMAP 4
+#define VIRTIO_IOMMU_T_PROBE 5
+
+/* Status codes */
+#define VIRTIO_IOMMU_S_OK 0
+#define VIRTIO_IOMMU_S_IOERR 1
+#define VIRTIO_IOMMU_S_UNSUPP 2
+#define VIRTIO_IOMMU_S_DEVERR 3
+#define VIRTIO_IOMMU_S_INVAL 4
+#define VIRTIO_IOMMU_S_RANGE 5
+#define VIRTIO_IOMMU_S_NOENT 6
+#define VIRTIO_IOMMU_S_FAULT 7
+#define VIRTIO_IOMMU_S_NOMEM 8
+
+struct virtio_iommu_req_head {
+    uint8_t type;
+    uint8_t reserved[3];
+};
+_Static_assert(sizeof(struct virtio_iommu_req_head) == 4, "req_head size");
+
+struct virtio_iommu_req_tail {
+    uint8_t status;
+    uint8_t reserved[3];
+};
+_Static_assert(sizeof(struct virtio_iommu_req_tail) == 4, "req_tail size");
+
+#define VIRTIO_IOMMU_ATTACH_F_BYPASS (1u << 0)
+
+struct virtio_iommu_req_attach {
+    struct virtio_iommu_req_head head;
+    viommu_le32 domain;
+    viommu_le32 endpoint;
+    viommu_le32 flags;
+    uint8_t reserved[4];
+    struct virtio_iommu_req_tail tail;
+};
+_Static_assert(sizeof(struct virtio_iommu_req_attach) == 24, "req_attach size");
+_Static_assert(offsetof(struct virtio_iommu_req_attach, domain) == 4, "attach domain offset");
+_Static_assert(offsetof(struct virtio_iommu_req_attach, endpoint) == 8, "attach endpoint offset");
+_Static_assert(offsetof(struct virtio_iommu_req_attach, flags) == 12, "attach flags offset");
+_Static_assert(offsetof(struct virtio_iommu_req_attach, reserved) == 16, "attach reserved offset");
+_Static_assert(offsetof(struct virtio_iommu_req_attach, tail) == 20, "attach tail offset");
+
+struct virtio_iommu_req_detach {
+    struct virtio_iommu_req_head head;
+    viommu_le32 domain;
+    viommu_le32 endpoint;
+    uint8_t reserved[8];
+    struct virtio_iommu_req_tail tail;
+};
+_Static_assert(sizeof(struct virtio_iommu_req_detach) == 24, "req_detach size");
+_Static_assert(offsetof(struct virtio_iommu_req_detach, endpoint) == 8, "detach endpoint offset");
+_Static_assert(offsetof(struct virtio_iommu_req_detach, reserved) == 12, "detach reserved offset");
+_Static_assert(offsetof(struct virtio_iommu_req_detach, tail) == 20, "detach tail offset");
+
+#define VIRTIO_IOMMU_MAP_F_READ (1u << 0)
+#define VIRTIO_IOMMU_MAP_F_WRITE (1u << 1)
+#define VIRTIO_IOMMU_MAP_F_MMIO (1u << 2)
+#define VIRTIO_IOMMU_MAP_F_MASK                                                                    \
+    (VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE | VIRTIO_IOMMU_MAP_F_MMIO)
+
+struct virtio_iommu_req_map {
+    struct virtio_iommu_req_head head;
+    viommu_le32 domain;
+    viommu_le64 virt_start;
+    viommu_le64 virt_end;
+    viommu_le64 phys_start;
+    viommu_le32 flags;
+    struct virtio_iommu_req_tail tail;
+};
+_Static_assert(sizeof(struct virtio_iommu_req_map) == 40, "req_map size");
+_Static_assert(offsetof(struct virtio_iommu_req_map, domain) == 4, "map domain offset");
+_Static_assert(offsetof(struct virtio_iommu_req_map, virt_start) == 8, "map virt_start offset");
+_Static_assert(offsetof(struct virtio_iommu_req_map, virt_end) == 16, "map virt_end offset");
+_Static_assert(offsetof(struct virtio_iommu_req_map, phys_start) == 24, "map phys_start offset");
+_Static_assert(offsetof(struct virtio_iommu_req_map, flags) == 32, "map flags offset");
+_Static_assert(offsetof(struct virtio_iommu_req_map, tail) == 36, "map tail offset");
+
+struct virtio_iommu_req_unmap {
+    struct virtio_iommu_req_head head;
+    viommu_le32 domain;
+    viommu_le64 virt_start;
+    viommu_le64 virt_end;
+    uint8_t reserved[4];
+    struct virtio_iommu_req_tail tail;
+};
+_Static_assert(sizeof(struct virtio_iommu_req_unmap) == 32, "req_unmap size");
+_Static_assert(offsetof(struct virtio_iommu_req_unmap, virt_start) == 8, "unmap virt_start offset");
+_Static_assert(offsetof(struct virtio_iommu_req_unmap, virt_end) == 16, "unmap virt_end offset");
+_Static_assert(offsetof(struct virtio_iommu_req_unmap, reserved) == 24, "unmap reserved offset");
+_Static_assert(offsetof(struct virtio_iommu_req_unmap, tail) == 28, "unmap tail offset");
+
+/*
+ * PROBE: the device-readable part is this struct (72 bytes); the
+ * device-writable part is probe_size bytes of properties followed by a
+ * struct virtio_iommu_req_tail.
+ */
+struct virtio_iommu_req_probe {
+    struct virtio_iommu_req_head head;
+    viommu_le32 endpoint;
+    uint8_t reserved[64];
+};
+_Static_assert(sizeof(struct virtio_iommu_req_probe) == 72, "req_probe size");
+_Static_assert(offsetof(struct virtio_iommu_req_probe, endpoint) == 4, "probe endpoint offset");
+_Static_assert(offsetof(struct virtio_iommu_req_probe, reserved) == 8, "probe reserved offset");
+
+#define VIRTIO_IOMMU_PROBE_T_NONE 0
+#define VIRTIO_IOMMU_PROBE_T_RESV_MEM 1
+#define VIRTIO_IOMMU_PROBE_T_MASK 0xfffu
+
+/* @type: bits 0-11 the property type, bits 12-15 reserved. */
+struct virtio_iommu_probe_property {
+    viommu_le16 type;
+    viommu_le16 length;
+};
+_Static_assert(sizeof(struct virtio_iommu_probe_property) == 4, "probe_property size");
+
+#define VIRTIO_IOMMU_RESV_MEM_T_RESERVED 0
+#define VIRTIO_IOMMU_RESV_MEM_T_MSI 1
+
+struct virtio_iommu_probe_resv_mem {
+    struct virtio_iommu_probe_property head;
+    uint8_t subtype;
+    uint8_t reserved[3];
+    viommu_le64 start;
+    viommu_le64 end;
+};
+_Static_assert(sizeof(struct virtio_iommu_probe_resv_mem) == 24, "probe_resv_mem size");
+_Static_assert(offsetof(struct virtio_iommu_probe_resv_mem, subtype) == 4, "resv subtype offset");
+_Static_assert(offsetof(struct virtio_iommu_probe_resv_mem, start) == 8, "resv start offset");
+_Static_assert(offsetof(struct virtio_iommu_probe_resv_mem, end) == 16, "resv end offset");
+
+#define VIRTIO_IOMMU_FAULT_R_UNKNOWN 0
+#define VIRTIO_IOMMU_FAULT_R_DOMAIN 1
+#define VIRTIO_IOMMU_FAULT_R_MAPPING 2
+
+#define VIRTIO_IOMMU_FAULT_F_READ (1u << 0)
+#define VIRTIO_IOMMU_FAULT_F_WRITE (1u << 1)
+#define VIRTIO_IOMMU_FAULT_F_ADDRESS (1u << 8)
+
+struct virtio_iommu_fault {
+    uint8_t reason;
+    uint8_t reserved[3];
+    viommu_le32 flags;
+    viommu_le32 endpoint;
+    viommu_le32 reserved1;
+    viommu_le64 address;
+};
+_Static_assert(sizeof(struct virtio_iommu_fault) == 24, "fault size");
+_Static_assert(offsetof(struct virtio_iommu_fault, flags) == 4, "fault flags offset");
+_Static_assert(offsetof(struct virtio_iommu_fault, endpoint) == 8, "fault endpoint offset");
+_Static_assert(offsetof(struct virtio_iommu_fault, reserved1) == 12, "fault reserved1 offset");
+_Static_assert(offsetof(struct virtio_iommu_fault, address) == 16, "fault address offset");
+
+/* ------------------------------------------------------------------ */
+/* Device configuration and lifecycle                                  */
+/* ------------------------------------------------------------------ */
+
+/**
+ * viommu_config - what the VMM decides about a device. Fill it with
+ * viommu_config_init() and change what differs.
+ *
+ * @features: device-specific feature bits offered (VIOMMU_FEATURE()
+ *   masks); default VIOMMU_FEATURES_DEFAULT. Offering both F_BYPASS and
+ *   F_BYPASS_CONFIG is refused (the spec says a device should not).
+ * @page_size_mask: default 0xfffffffffffff000 (4 KiB granule); its
+ *   lowest set bit is the mapping granule (bit 0 = 1-byte granule).
+ * @input_range: IOVAs the device translates; default [0, UINT64_MAX].
+ * @domain_first, @domain_last: domain IDs ATTACH accepts when
+ *   F_DOMAIN_RANGE is offered; default [0, UINT32_MAX].
+ * @probe_size: bytes of PROBE properties; default 0x200. Bounds the
+ *   reserved regions an endpoint can have (24 bytes each).
+ * @bypass: the initial (and system-reset) value of config.bypass;
+ *   default true.
+ * @max_endpoints: default 4096.
+ * @max_domains: live domains at once; default 4096.
+ * @max_mappings_per_domain: default 4194304 (1 << 22).
+ * @max_event_buffers: event buffers viommu_event_post() holds; default 64.
+ */
+typedef struct viommu_config {
+    uint64_t features;
+    uint64_t page_size_mask;
+    u64_range input_range;
+    uint32_t domain_first;
+    uint32_t domain_last;
+    uint32_t probe_size;
+    bool bypass;
+    uint32_t max_endpoints;
+    uint32_t max_domains;
+    uint64_t max_mappings_per_domain;
+    uint32_t max_event_buffers;
+} viommu_config;
+
+/** viommu_config_init - fills @cfg with the defaults listed above. */
+VIOMMU_API void viommu_config_init(viommu_config *cfg);
+
+/** viommu - one virtio-iommu device. */
+typedef struct viommu viommu;
+
+/**
+ * viommu_new - a device configured by @cfg (copied), with no endpoints,
+ * no domains and no negotiated features.
+ *
+ * Returns the device, owned by the caller (free with viommu_free()), or
+ * NULL with @error set (G_IO_ERROR_INVALID_ARGUMENT) when @cfg is
+ * inconsistent: page_size_mask 0, an empty or inverted input or domain
+ * range, unknown feature bits, F_BYPASS together with F_BYPASS_CONFIG,
+ * F_MAP_UNMAP not offered, a probe_size below 4 or above 1 MiB, or a
+ * zero limit.
+ */
+VIOMMU_API viommu *viommu_new(const viommu_config *cfg, GError **error);
+
+/**
+ * viommu_free - frees @v and every domain, mapping and endpoint. No
+ * listener is called. NULL is allowed.
+ */
+VIOMMU_API void viommu_free(viommu *v);
+
+/** viommu_get_config - copies the configuration @v was created with. */
+VIOMMU_API void viommu_get_config(const viommu *v, viommu_config *cfg);
+
+/* ------------------------------------------------------------------ */
+/* Features, configuration space, reset                                */
+/* ------------------------------------------------------------------ */
+
+/** viommu_device_features - the device-specific feature bits offered. */
+VIOMMU_API uint64_t viommu_device_features(const viommu *v);
+
+/**
+ * viommu_set_driver_features - records the features the driver
+ * accepted (device-specific bits; transport bits such as VERSION_1 are
+ * the VMM's business and must be masked out by it). Behaviour follows
+ * the negotiated set from then on: MAP/UNMAP need F_MAP_UNMAP (else
+ * S_UNSUPP), PROBE needs F_PROBE (else treated as an unknown type),
+ * MAP_F_MMIO needs F_MMIO, ATTACH_F_BYPASS and writes of config.bypass
+ * need F_BYPASS_CONFIG. Until this is called nothing is negotiated.
+ *
+ * Returns 0, or -EINVAL when @features holds a bit the device did not
+ * offer (nothing changes).
+ */
+VIOMMU_API int viommu_set_driver_features(viommu *v, uint64_t features);
+
+/** viommu_driver_features - the negotiated features. */
+VIOMMU_API uint64_t viommu_driver_features(const viommu *v);
+
+/**
+ * viommu_config_read - copies @len bytes of the configuration space
+ * (struct virtio_iommu_config, little-endian) from @offset into @buf.
+ * Any offset and width inside the 40 bytes is allowed.
+ *
+ * Returns 0, or -EINVAL when [offset, offset + len) leaves the space
+ * or @buf is NULL with @len > 0.
+ */
+VIOMMU_API int viommu_config_read(const viommu *v, uint32_t offset, void *buf, size_t len);
+
+/**
+ * viommu_config_write - the driver writes @len bytes at @offset. Only
+ * the byte @bypass is writable, and only once F_BYPASS_CONFIG is
+ * negotiated; bit 0 of the written value is kept (the device never
+ * presents anything but 0 or 1).
+ *
+ * Returns 0; -EINVAL when the range leaves the space; -EPERM when it
+ * covers another field or F_BYPASS_CONFIG is not negotiated (nothing
+ * changes).
+ */
+VIOMMU_API int viommu_config_write(viommu *v, uint32_t offset, const void *buf, size_t len);
+
+/**
+ * viommu_reset - device reset: every endpoint is detached (its listener
+ * gets the unmaps, in one batch), every domain and mapping is gone,
+ * negotiated features are cleared and posted event buffers are dropped
+ * without completion. Endpoints, their reserved regions and listeners,
+ * the configuration, counters and config.bypass are kept (the spec says
+ * bypass should not change on device reset).
+ */
+VIOMMU_API void viommu_reset(viommu *v);
+
+/**
+ * viommu_system_reset - viommu_reset() plus config.bypass back to its
+ * configured initial value.
+ */
+VIOMMU_API void viommu_system_reset(viommu *v);
+
+/* ------------------------------------------------------------------ */
+/* Endpoints                                                           */
+/* ------------------------------------------------------------------ */
+
+/**
+ * viommu_endpoint_add - declares endpoint @endpoint (unattached).
+ *
+ * Returns 0; -EEXIST when it exists; -ENOSPC when max_endpoints are
+ * declared; -ENOMEM.
+ */
+VIOMMU_API int viommu_endpoint_add(viommu *v, uint32_t endpoint);
+
+/** viommu_endpoint_exists - true when @endpoint is declared. */
+VIOMMU_API bool viommu_endpoint_exists(const viommu *v, uint32_t endpoint);
+
+/**
+ * viommu_endpoint_add_resv - gives @endpoint a reserved IOVA region
+ * [start, end] of @subtype VIRTIO_IOMMU_RESV_MEM_T_RESERVED or _MSI. It
+ * is reported by PROBE, MAP requests overlapping it are refused
+ * (S_RANGE), and an ATTACH to a domain with a mapping overlapping it is
+ * refused (S_UNSUPP).
+ *
+ * Returns 0; -ENOENT when @endpoint is unknown; -EINVAL when start >
+ * end, @subtype is unknown, the region overlaps another of the
+ * endpoint, or it is a second MSI region; -ENOSPC when the PROBE
+ * properties would no longer fit in probe_size; -EBUSY when the
+ * endpoint is attached; -ENOMEM.
+ */
+VIOMMU_API int viommu_endpoint_add_resv(viommu *v, uint32_t endpoint, uint64_t start, uint64_t end,
+                                        uint8_t subtype);
+
+/**
+ * viommu_endpoint_set_listener - @listener (copied; NULL or a NULL ops
+ * removes it) receives the mapping events of @endpoint from now on. The
+ * listener's opaque pointer stays the caller's.
+ *
+ * Returns 0; -ENOENT when @endpoint is unknown; -EBUSY when it is
+ * attached to a domain (set listeners before the driver attaches).
+ */
+VIOMMU_API int viommu_endpoint_set_listener(viommu *v, uint32_t endpoint,
+                                            const mapping_listener *listener);
+
+/**
+ * viommu_endpoint_domain - the domain @endpoint is attached to.
+ *
+ * Returns 0 and fills @domain; -ENOENT when @endpoint is unknown;
+ * -ENODEV when it is not attached.
+ */
+VIOMMU_API int viommu_endpoint_domain(const viommu *v, uint32_t endpoint, uint32_t *domain);
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+/* ------------------------------------------------------------------ */
+
+/** The request's buffers were returned without being written. */
+#define VIOMMU_STATUS_NONE (-1)
+
+/**
+ * viommu_request - one request as the VMM popped it: the driver's
+ * device-readable buffers (head and body) and device-writable buffers
+ * (tail; PROBE: properties then tail). The iovecs and the memory they
+ * point to stay the caller's and must stay valid during the call.
+ *
+ * @used_len: out: bytes written to the writable buffers (the used
+ *   ring's length); 0 when nothing was written.
+ * @status: out: the VIRTIO_IOMMU_S_* written, or VIOMMU_STATUS_NONE.
+ * @type: out: the request type read from the head, 0 when there was
+ *   no head.
+ */
+typedef struct viommu_request {
+    const struct iovec *readable;
+    size_t readable_count;
+    const struct iovec *writable;
+    size_t writable_count;
+    size_t used_len;
+    int status;
+    uint8_t type;
+} viommu_request;
+
+/**
+ * viommu_process_batch - runs @n requests of one queue notification in
+ * order, as one batch for the listeners: batch_begin before the first
+ * event of each listener, batch_end on each once every request ran. A
+ * map a listener fails at batch_end is rolled back (its request then
+ * answers S_NOMEM, or S_DEVERR for an I/O failure), which is why
+ * statuses are only final when this returns: the tails are written
+ * last.
+ *
+ * Buffer rules: no head (fewer than 4 readable bytes) -> S_DEVERR; no
+ * room for the tail (fewer than 4 writable bytes) -> nothing written,
+ * VIOMMU_STATUS_NONE; unknown type (or PROBE without F_PROBE) ->
+ * nothing written, used length 0; a body shorter than its type's ->
+ * S_INVAL; extra readable bytes are ignored. The tail is written at
+ * the start of the writable buffers (PROBE: after probe_size bytes of
+ * properties); a PROBE whose writable part is shorter than
+ * probe_size + 4 gets S_INVAL in its last 4 bytes and no property.
+ *
+ * Returns 0, or -EINVAL when @reqs is NULL with @n > 0.
+ */
+VIOMMU_API int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n);
+
+/** viommu_handle_request - viommu_process_batch() of one request. */
+VIOMMU_API int viommu_handle_request(viommu *v, viommu_request *req);
+
+/**
+ * viommu_status_name - the spec's name of a VIRTIO_IOMMU_S_* status
+ * without prefix ("OK", "IOERR", "UNSUPP", "DEVERR", "INVAL", "RANGE",
+ * "NOENT", "FAULT", "NOMEM"), "NONE" for VIOMMU_STATUS_NONE, or NULL
+ * for any other value.
+ */
+VIOMMU_API const char *viommu_status_name(int status);
+
+/**
+ * viommu_type_name - "ATTACH", "DETACH", "MAP", "UNMAP" or "PROBE" for
+ * a VIRTIO_IOMMU_T_* value, NULL for any other.
+ */
+VIOMMU_API const char *viommu_type_name(int type);
+
+/* ------------------------------------------------------------------ */
+/* Domains and mappings (inspection)                                   */
+/* ------------------------------------------------------------------ */
+
+/** viommu_mapping - one mapping of a domain, host byte order. */
+typedef struct viommu_mapping {
+    uint64_t virt_start;
+    uint64_t virt_end;
+    uint64_t phys_start;
+    uint32_t flags; /* VIRTIO_IOMMU_MAP_F_* */
+} viommu_mapping;
+
+/**
+ * viommu_domain_info - what @domain is.
+ * @bypass, @mappings, @endpoints: filled when not NULL.
+ *
+ * Returns 0, or -ENOENT when the domain does not exist.
+ */
+VIOMMU_API int viommu_domain_info(const viommu *v, uint32_t domain, bool *bypass,
+                                  uint64_t *mappings, uint32_t *endpoints);
+
+/**
+ * viommu_domain_foreach_mapping - calls @fn for each mapping of
+ * @domain overlapping [first, last], in address order, until @fn
+ * returns non-zero. @fn must not change the device.
+ *
+ * Returns 0, @fn's non-zero value, or -ENOENT for an unknown domain.
+ */
+VIOMMU_API int viommu_domain_foreach_mapping(const viommu *v, uint32_t domain, uint64_t first,
+                                             uint64_t last,
+                                             int (*fn)(void *opaque, const viommu_mapping *m),
+                                             void *opaque);
+
+/* ------------------------------------------------------------------ */
+/* Translation and faults                                              */
+/* ------------------------------------------------------------------ */
+
+/** Access kinds for viommu_translate() (the mapping protection bits). */
+#define VIOMMU_ACCESS_READ MAPPING_PROT_READ
+#define VIOMMU_ACCESS_WRITE MAPPING_PROT_WRITE
+
+/**
+ * viommu_translation - where an IOVA lands.
+ * @gpa: guest-physical address of the IOVA asked for.
+ * @iova_last: the last IOVA (inclusive) for which gpa + offset holds
+ *   with the same permissions (end of the mapping, or UINT64_MAX in
+ *   bypass).
+ * @prot: MAPPING_PROT_* the range allows (READ|WRITE in bypass).
+ * @bypass: true when translated by the identity function.
+ */
+typedef struct viommu_translation {
+    uint64_t gpa;
+    uint64_t iova_last;
+    uint32_t prot;
+    bool bypass;
+} viommu_translation;
+
+/**
+ * viommu_translate - translates an access by @endpoint to @iova.
+ * @access: VIOMMU_ACCESS_READ and/or VIOMMU_ACCESS_WRITE (not 0).
+ *
+ * A refused access raises a fault (reason DOMAIN for an unattached
+ * endpoint not in bypass, MAPPING for an unmapped IOVA or missing
+ * permission; flags READ/WRITE per @access, ADDRESS with @iova) written
+ * to a buffer the driver posted on the event queue, or counted as
+ * dropped when none is available.
+ *
+ * Returns 0 and fills @out; -EFAULT when refused; -ENOENT when
+ * @endpoint is unknown (no fault: there is no endpoint to name);
+ * -EINVAL when @access is 0 or has other bits.
+ */
+VIOMMU_API int viommu_translate(viommu *v, uint32_t endpoint, uint64_t iova, uint32_t access,
+                                viommu_translation *out);
+
+/**
+ * viommu_event_complete_fn - a buffer posted with viommu_event_post()
+ * was filled with a fault report of @used_len bytes and is returned;
+ * the VMM puts @cookie's descriptor on the used ring and notifies.
+ */
+typedef void (*viommu_event_complete_fn)(void *opaque, uint64_t cookie, size_t used_len);
+
+/**
+ * viommu_set_event_handler - sets the completion callback of posted
+ * event buffers (NULL removes it; buffers are then still filled).
+ */
+VIOMMU_API void viommu_set_event_handler(viommu *v, viommu_event_complete_fn fn, void *opaque);
+
+/** The most iovecs one posted event buffer may have. */
+#define VIOMMU_EVENT_IOV_MAX 4
+
+/**
+ * viommu_event_post - the driver made a device-writable buffer
+ * available on the event queue; the device keeps the iovecs (copied;
+ * the memory they point to must stay valid until completion or reset)
+ * and fills it with the next fault. A buffer too small for a fault
+ * report is returned with used length 0 (the spec forbids splitting a
+ * report over buffers).
+ *
+ * Returns 0; -EINVAL when @count is 0 or above VIOMMU_EVENT_IOV_MAX or
+ * @iov is NULL; -ENOSPC when max_event_buffers are already held;
+ * -EBUSY while an event virtqueue is attached (viommu_vq_set_event_queue).
+ */
+VIOMMU_API int viommu_event_post(viommu *v, const struct iovec *iov, size_t count, uint64_t cookie);
+
+/**
+ * viommu_stats - device counters since creation (not cleared by reset).
+ * @domains, @mappings, @endpoints: current totals.
+ * @requests: requests processed; @batches: batches processed.
+ * @faults: refused translations; @faults_reported: written to an event
+ *   buffer; @faults_dropped: no buffer was available.
+ * @listener_failures: maps a listener refused or failed.
+ */
+typedef struct viommu_stats {
+    uint64_t domains;
+    uint64_t mappings;
+    uint64_t endpoints;
+    uint64_t requests;
+    uint64_t batches;
+    uint64_t faults;
+    uint64_t faults_reported;
+    uint64_t faults_dropped;
+    uint64_t listener_failures;
+} viommu_stats;
+
+/** viommu_get_stats - fills @out with the current counters. */
+VIOMMU_API void viommu_get_stats(const viommu *v, viommu_stats *out);
+
+/* ------------------------------------------------------------------ */
+/* Split virtqueues in guest memory                                    */
+/* ------------------------------------------------------------------ */
+
+/**
+ * viommu_guest_memory - how the device reaches guest RAM.
+ * @map: returns a host pointer through which the @len bytes at guest
+ *   physical @gpa are reachable contiguously (writable when @write),
+ *   or NULL when any of them is not guest RAM. Must not call back into
+ *   the device.
+ */
+typedef struct viommu_guest_memory {
+    void *(*map)(void *opaque, uint64_t gpa, uint64_t len, bool write);
+    void *opaque;
+} viommu_guest_memory;
+
+/** The longest descriptor chain accepted (direct plus indirect). */
+#define VIOMMU_VQ_MAX_CHAIN 1024
+
+/**
+ * viommu_vq_config - a split virtqueue as the driver set it up.
+ * @size: number of descriptors, a power of two, 1 .. 32768.
+ * @desc_gpa, @avail_gpa, @used_gpa: ring addresses (16, 2 and 4 byte
+ *   aligned).
+ * @mem: guest memory accessors (copied).
+ */
+typedef struct viommu_vq_config {
+    uint16_t size;
+    uint64_t desc_gpa;
+    uint64_t avail_gpa;
+    uint64_t used_gpa;
+    viommu_guest_memory mem;
+} viommu_vq_config;
+
+/** viommu_vq - the device side of one split virtqueue. */
+typedef struct viommu_vq viommu_vq;
+
+/**
+ * viommu_vq_new - the device side of a queue, starting at index 0.
+ *
+ * Returns 0 and stores the queue (owned by the caller, free with
+ * viommu_vq_free()) in @out; -EINVAL for a bad size, alignment or a
+ * NULL map callback; -ENOMEM.
+ */
+VIOMMU_API int viommu_vq_new(const viommu_vq_config *cfg, viommu_vq **out);
+
+/** viommu_vq_free - frees @vq; NULL is allowed. */
+VIOMMU_API void viommu_vq_free(viommu_vq *vq);
+
+/**
+ * viommu_vq_process_requests - handles one notification of the request
+ * queue: pops every available chain (direct and indirect descriptors,
+ * readable before writable), runs them as ONE batch, writes each used
+ * element and then the used index. @notify (may be NULL) is set when
+ * the driver wants an interrupt (VRING_AVAIL_F_NO_INTERRUPT clear and
+ * at least one chain completed). VIRTIO_F_EVENT_IDX is not supported.
+ *
+ * Returns the number of chains completed; -EIO when the ring is broken
+ * (a descriptor index or buffer outside the table or guest RAM, a
+ * loop, a chain longer than VIOMMU_VQ_MAX_CHAIN, a writable descriptor
+ * before a readable one, a bad indirect table, more available chains
+ * than the queue size): the chains popped before it are completed,
+ * and the VMM should set DEVICE_NEEDS_RESET.
+ */
+VIOMMU_API int viommu_vq_process_requests(viommu *v, viommu_vq *vq, bool *notify);
+
+/**
+ * viommu_vq_set_event_queue - fault reports go to @vq (the event
+ * queue; not owned, must outlive its use or be detached with NULL):
+ * each fault pops one available chain, writes the report, pushes it
+ * to the used ring and calls @notify(@opaque) unless the driver
+ * suppressed interrupts. Buffers posted with viommu_event_post() are
+ * dropped.
+ *
+ * Returns 0.
+ */
+VIOMMU_API int viommu_vq_set_event_queue(viommu *v, viommu_vq *vq, void (*notify)(void *opaque),
+                                         void *opaque);
+
+/* ---- firmware description ---- */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIOMMU_H */
