@@ -4,6 +4,7 @@
  * engine (replay.h). Prints one line or one JSON object per request and a
  * summary; shows progress on a terminal.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "commands.h"
 #include "replay.h"
+#include "translate_check.h"
 
 /* IDs --endpoints may list; the device's own limit applies after. */
 #define MAX_LISTED_ENDPOINTS 65536
@@ -21,6 +23,7 @@ typedef struct replay_output {
     bool progress; /* stderr is a terminal */
     bool progress_shown;
     gint64 start_us;
+    translate_check *check; /* --check-translations */
 } replay_output;
 
 static const char *status_name(int status)
@@ -113,8 +116,57 @@ static void on_progress(void *opaque, uint64_t bytes, uint64_t total)
     out->progress_shown = true;
 }
 
+static int on_translate(void *opaque, viommu *dev, const qemu_log_event *ev)
+{
+    replay_output *out = opaque;
+
+    return out->check ? translate_check_event(out->check, dev, ev) : 0;
+}
+
+static const char *access_name(uint32_t access)
+{
+    switch (access) {
+    case VIOMMU_ACCESS_READ:
+        return "read";
+    case VIOMMU_ACCESS_WRITE:
+        return "write";
+    default:
+        return "read-write";
+    }
+}
+
+static void on_mismatch(void *opaque, const translate_mismatch *m)
+{
+    replay_output *out = opaque;
+    char qemu[64], ours[64];
+
+    if (m->qemu_translated)
+        g_snprintf(qemu, sizeof(qemu), "0x%" PRIx64, m->qemu_gpa);
+    else
+        g_strlcpy(qemu, "bypass or fault", sizeof(qemu));
+    if (m->ours == 0)
+        g_snprintf(ours, sizeof(ours), "0x%" PRIx64 "%s", m->ours_gpa,
+                   m->ours_bypass ? " (bypass)" : "");
+    else
+        g_strlcpy(ours, m->ours == -EFAULT ? "fault" : g_strerror(-m->ours), sizeof(ours));
+    clear_progress(out);
+    if (out->json)
+        printf("{\"translate_mismatch\":{\"line\":%" PRIu64 ",\"endpoint\":%" PRIu32
+               ",\"addr\":\"0x%" PRIx64
+               "\",\"access\":\"%s\",\"qemu\":\"%s\",\"replay\":\"%s\"}}\n",
+               m->line, m->endpoint, m->addr, access_name(m->access), qemu, ours);
+    else
+        printf("line %" PRIu64 ": translate endpoint=%" PRIu32 " addr=0x%" PRIx64
+               " %s: QEMU %s, replay %s\n",
+               m->line, m->endpoint, m->addr, access_name(m->access), qemu, ours);
+}
+
 static void print_summary(const replay_output *out, const replay_summary *s, bool all_ok)
 {
+    translate_check_stats tc = {0};
+
+    if (out->check)
+        translate_check_get_stats(out->check, &tc);
     if (out->json) {
         bool first = true;
 
@@ -135,7 +187,12 @@ static void print_summary(const replay_output *out, const replay_summary *s, boo
         }
         if (s->no_status)
             printf(",\"NONE\":%" PRIu64, s->no_status);
-        printf("},\"all_ok\":%s}}\n", all_ok ? "true" : "false");
+        printf("}");
+        if (out->check)
+            printf(",\"translate_check\":{\"accesses\":%" PRIu64 ",\"translated\":%" PRIu64
+                   ",\"unmapped\":%" PRIu64 ",\"mismatches\":%" PRIu64 ",\"unpaired\":%" PRIu64 "}",
+                   tc.accesses, tc.translated, tc.unmapped, tc.mismatches, tc.unpaired);
+        printf(",\"all_ok\":%s}}\n", all_ok ? "true" : "false");
         return;
     }
     printf("replayed %" PRIu64 " requests (ATTACH %" PRIu64 ", DETACH %" PRIu64 ", MAP %" PRIu64
@@ -155,12 +212,27 @@ static void print_summary(const replay_output *out, const replay_summary *s, boo
         printf("malformed lines: %" PRIu64 "\n", s->malformed_lines);
     if (s->probe_mismatches)
         printf("PROBE answers that differ from the trace: %" PRIu64 "\n", s->probe_mismatches);
+    if (out->check)
+        printf("device accesses: %" PRIu64 " checked, %" PRIu64 " translated as QEMU did, %" PRIu64
+               " bypassed or refused as QEMU did, %" PRIu64 " mismatches, %" PRIu64
+               " results without their access\n",
+               tc.accesses, tc.translated, tc.unmapped, tc.mismatches, tc.unpaired);
     if (all_ok)
         printf("every request succeeded\n");
     else if (s->malformed_lines)
         printf("the trace has malformed lines\n");
     else
         printf("some requests did not succeed\n");
+}
+
+static bool translate_mismatches(const replay_output *out)
+{
+    translate_check_stats tc;
+
+    if (!out->check)
+        return false;
+    translate_check_get_stats(out->check, &tc);
+    return tc.mismatches != 0;
 }
 
 /* --resv START-END[:msi|:reserved] */
@@ -195,7 +267,7 @@ int cmd_replay(int argc, char **argv)
     g_autofree char *page_size_mask = NULL, *endpoints = NULL, *input_range = NULL,
                     *domain_range = NULL;
     g_auto(GStrv) resv = NULL;
-    gboolean json = FALSE, keep_going = FALSE, quiet = FALSE;
+    gboolean json = FALSE, keep_going = FALSE, quiet = FALSE, check_translations = FALSE;
     GOptionEntry entries[] = {
         {"page-size-mask", 0, 0, G_OPTION_ARG_STRING, &page_size_mask,
          "Page sizes (hex); the lowest set bit is the granule (default 0xfffffffffffff000)", "HEX"},
@@ -213,6 +285,10 @@ int cmd_replay(int argc, char **argv)
         {"json", 0, 0, G_OPTION_ARG_NONE, &json,
          "One JSON object per request, then a summary object", NULL},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print the summary only", NULL},
+        {"check-translations", 0, 0, G_OPTION_ARG_NONE, &check_translations,
+         "Run each virtio_iommu_translate access through the device and compare with QEMU's "
+         "virtio_iommu_translate_out",
+         NULL},
         {"keep-going", 'k', 0, G_OPTION_ARG_NONE, &keep_going, "Report malformed lines and go on",
          NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
@@ -224,6 +300,7 @@ int cmd_replay(int argc, char **argv)
     replay_hooks hooks = {
         .opaque = &out,
         .request_done = on_request,
+        .translate = on_translate,
         .line_error = on_line_error,
         .progress = on_progress,
     };
@@ -304,6 +381,8 @@ int cmd_replay(int argc, char **argv)
     out.quiet = quiet;
     out.progress = isatty(STDERR_FILENO);
     out.start_us = g_get_monotonic_time();
+    if (check_translations)
+        out.check = translate_check_new(on_mismatch, &out);
 
     ret = qemu_log_reader_open(argv[1], &reader, &error);
     if (ret < 0) {
@@ -311,6 +390,8 @@ int cmd_replay(int argc, char **argv)
         goto out;
     }
     ret = replay_run(&cfg, reader, &hooks, &summary, &error);
+    if (out.check)
+        translate_check_finish(out.check);
     clear_progress(&out);
     if (ret < 0 && error && error->domain != QEMU_LOG_ERROR) {
         fflush(stdout);
@@ -322,7 +403,7 @@ int cmd_replay(int argc, char **argv)
     }
     all_ok = ret == 0 && summary.malformed_lines == 0 && summary.no_status == 0 &&
              summary.by_status[VIRTIO_IOMMU_S_OK] == summary.requests &&
-             summary.probe_mismatches == 0;
+             summary.probe_mismatches == 0 && !translate_mismatches(&out);
     print_summary(&out, &summary, all_ok);
     if (ret < 0 || summary.malformed_lines)
         exit_status = VIOMMU_EXIT_USAGE;
@@ -330,6 +411,7 @@ int cmd_replay(int argc, char **argv)
         exit_status = all_ok ? VIOMMU_EXIT_OK : VIOMMU_EXIT_FAILED;
 
 out:
+    translate_check_free(out.check);
     qemu_log_reader_free(reader);
     replay_config_clear(&cfg);
     if (fflush(stdout) != 0 && exit_status == VIOMMU_EXIT_OK)

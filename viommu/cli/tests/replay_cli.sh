@@ -24,7 +24,8 @@ case $mode in
 trace)
     trace=$3
     status=0
-    "$viommu" replay --json "$trace" >"$tmp/out.json" 2>"$tmp/err" || status=$?
+    "$viommu" replay --json --check-translations "$trace" >"$tmp/out.json" 2>"$tmp/err" ||
+        status=$?
     [ "$status" -eq 0 ] || { cat "$tmp/err"; fail "viommu replay exited with status $status"; }
     # A PROBE shows as one fill_resv_property line per property; these
     # traces have one property per endpoint, so one line per PROBE.
@@ -42,6 +43,13 @@ trace)
     case $summary in
     *'"all_ok":true'*) ;;
     *) fail "the summary does not say all_ok" ;;
+    esac
+    # Every device access (flag 1, 2 or 3) was checked against QEMU's result.
+    accesses=$(xz -dc "$trace" | grep -cE 'virtio_iommu_translate .* flag=[123]$' || true)
+    echo "device accesses (xz | grep): $accesses"
+    case $summary in
+    *'"translate_check":{"accesses":'"$accesses"',"'*'"mismatches":0,'*) ;;
+    *) fail "not every device access was checked, or one differs from QEMU" ;;
     esac
     ;;
 help)
