@@ -250,24 +250,26 @@ uint8_t vi_unmap(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_
     /* Atomic: refuse before removing anything when the first or last
      * affected mapping would be split; every mapping in between lies
      * wholly inside the range. */
-    u64_range r;
-    if (interval_map_find(d->map, virt_start, &r) && r.first < virt_start)
+    u64_range r, last;
+    vi_map_val val;
+    if (!interval_map_find_first(d->map, virt_start, virt_end, &r))
+        return VIRTIO_IOMMU_S_OK; /* nothing mapped there */
+    if (r.first < virt_start)
         return VIRTIO_IOMMU_S_RANGE;
-    if (interval_map_find(d->map, virt_end, &r) && r.last > virt_end)
+    if (r.last < virt_end && interval_map_find(d->map, virt_end, &last) && last.last > virt_end)
+        return VIRTIO_IOMMU_S_RANGE;
+    if (r.last > virt_end)
         return VIRTIO_IOMMU_S_RANGE;
 
-    vi_map_val val;
-    uint64_t from = virt_start;
-    while (interval_map_find_first(d->map, from, virt_end, &r)) {
+    for (;;) {
         interval_map_remove(d->map, r.first, &val);
         v->stats.mappings--;
         for (vi_endpoint *ep = d->endpoints; ep; ep = ep->dom_next) {
             mapping_event ev = make_event(ep, d, r, &val, seq);
             vi_emit_unmap(v, ep, &ev);
         }
-        if (r.last >= virt_end)
+        if (r.last >= virt_end || !interval_map_find_first(d->map, r.last + 1, virt_end, &r))
             break;
-        from = r.last + 1;
     }
     return VIRTIO_IOMMU_S_OK;
 }

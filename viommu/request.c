@@ -137,6 +137,27 @@ static void set_failed_status(viommu_request *req, int err)
 }
 
 /*
+ * True when @endpoint's listener failed this very mapping (created by
+ * request @seq, or replayed to it by a later ATTACH): it holds nothing
+ * to unmap.
+ */
+static bool listener_failed(const viommu_request *reqs, size_t n, const vi_failure *all,
+                            size_t nall, uint32_t endpoint, uint32_t domain, u64_range r,
+                            uint32_t seq)
+{
+    for (size_t i = 0; i < nall; i++) {
+        const mapping_event *e = &all[i].ev;
+        if (e->endpoint != endpoint || e->domain != domain || e->iova != r.first ||
+            e->iova_last != r.last)
+            continue;
+        if (e->seq == seq ||
+            (e->seq > seq && e->seq < n && reqs[e->seq].type == VIRTIO_IOMMU_T_ATTACH))
+            return true;
+    }
+    return false;
+}
+
+/*
  * A map failed at batch_end: take it back from the guest's view. A MAP
  * request's mapping is removed from its domain and unmapped from the
  * other endpoints; a replay to an endpoint joining a domain undoes that
@@ -170,12 +191,7 @@ static void rollback_failure(viommu *v, viommu_request *reqs, size_t n, const vi
             interval_map_remove(d->map, r.first, NULL);
             v->stats.mappings--;
             for (vi_endpoint *ep = d->endpoints; ep; ep = ep->dom_next) {
-                bool failed_here = false;
-                for (size_t i = 0; i < nall; i++)
-                    if (all[i].ev.endpoint == ep->id && all[i].ev.domain == d->id &&
-                        all[i].ev.iova == r.first && all[i].ev.seq == ev->seq)
-                        failed_here = true;
-                if (failed_here)
+                if (listener_failed(reqs, n, all, nall, ep->id, d->id, r, ev->seq))
                     continue;
                 un.endpoint = ep->id;
                 vi_emit_unmap(v, ep, &un);

@@ -449,3 +449,64 @@ Test(viommu_listener, gets_unmaps_on_reset)
     fl_fini(&f);
     viommu_free(v);
 }
+
+/* One batch: MAP X, then ATTACH ep2 to the domain (X replayed to it). */
+static void map_then_join(viommu *v, viommu_request reqs[2], uint8_t t[2][4], struct iovec iov[4],
+                          struct virtio_iommu_req_map *m, struct virtio_iommu_req_attach *a)
+{
+    *m = test_map_req(1, 0x5000, 0x5fff, 0, RW);
+    *a = test_attach_req(1, 2, 0);
+    reqs[0] = make_req(m, 36, t[0], 4, &iov[0]);
+    reqs[1] = make_req(a, 20, t[1], 4, &iov[2]);
+    viommu_process_batch(v, reqs, 2);
+}
+
+Test(viommu_listener, rolls_back_a_failed_map_from_an_endpoint_that_joined_in_the_batch)
+{
+    viommu *v = test_device(0, 2);
+    fake_listener f1, f2;
+    fl_init(&f1, v, 1);
+    fl_init(&f2, v, 2);
+    test_attach(v, 1, 1, 0);
+    f1.fail_at_end = -ENOSPC;
+    viommu_request reqs[2];
+    uint8_t t[2][4];
+    struct iovec iov[4];
+    struct virtio_iommu_req_map m;
+    struct virtio_iommu_req_attach a;
+    map_then_join(v, reqs, t, iov, &m, &a);
+    cr_assert_eq(reqs[0].status, VIRTIO_IOMMU_S_NOMEM);
+    cr_assert_eq(reqs[1].status, VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(test_mappings(v, 1), 0);
+    assert_same_view(v, 1, &f1);
+    assert_same_view(v, 1, &f2);
+    fl_fini(&f1);
+    fl_fini(&f2);
+    viommu_free(v);
+}
+
+Test(viommu_listener, never_unmaps_what_a_listener_failed_when_both_fail)
+{
+    viommu *v = test_device(0, 2);
+    fake_listener f1, f2;
+    fl_init(&f1, v, 1);
+    fl_init(&f2, v, 2);
+    test_attach(v, 1, 1, 0);
+    f1.fail_at_end = -ENOSPC;
+    f2.fail_at_end = -EIO;
+    viommu_request reqs[2];
+    uint8_t t[2][4];
+    struct iovec iov[4];
+    struct virtio_iommu_req_map m;
+    struct virtio_iommu_req_attach a;
+    map_then_join(v, reqs, t, iov, &m, &a);
+    cr_assert_eq(reqs[0].status, VIRTIO_IOMMU_S_NOMEM);
+    cr_assert_eq(reqs[1].status, VIRTIO_IOMMU_S_DEVERR);
+    cr_assert_eq(viommu_endpoint_domain(v, 2, NULL), -ENODEV);
+    cr_assert_eq(f1.maps->len, 0);
+    cr_assert_eq(f2.maps->len, 0);
+    cr_assert_eq(test_mappings(v, 1), 0);
+    fl_fini(&f1);
+    fl_fini(&f2);
+    viommu_free(v);
+}
