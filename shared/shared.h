@@ -239,6 +239,14 @@ SHARED_API bool bitmap_test_range_any(const uint64_t *map, uint64_t first, uint6
 SHARED_API void bitmap_or_at(uint64_t *dst, uint64_t dst_offset, const uint64_t *src,
                              uint64_t nbits);
 
+/**
+ * bitmap_extract - copies bits [first, first + nbits) of @src to bits
+ * [0, nbits) of @dst (which must hold BITMAP_WORDS(nbits) words; bits
+ * of its last word past @nbits become 0). Never reads @src past the
+ * word holding bit first + nbits - 1.
+ */
+SHARED_API void bitmap_extract(uint64_t *dst, const uint64_t *src, uint64_t first, uint64_t nbits);
+
 /** bitmap_count - the number of set bits in [0, nbits). */
 SHARED_API uint64_t bitmap_count(const uint64_t *map, uint64_t nbits);
 
@@ -254,6 +262,137 @@ SHARED_API uint64_t bitmap_next_set(const uint64_t *map, uint64_t nbits, uint64_
          (bit) = bitmap_next_set((map), (nbits), (bit) + 1))
 
 /* ------------------------------------------------------------------ */
+/* Guest memory map and dirty log                                      */
+/* ------------------------------------------------------------------ */
+
+/**
+ * guest_mem - the VMM's guest RAM: regions of guest-physical space, each
+ * backed by a host mapping and (optionally) a file descriptor that can
+ * be passed to another process, plus a dirty log per region: one bit
+ * per page of the log's page size, set by whoever learns that a page
+ * was written behind the VMM's back (a vfio-user device's bitmap).
+ *
+ * Not thread-safe: the caller serializes access.
+ */
+typedef struct guest_mem guest_mem;
+
+/** guest_mem_region - one RAM region, as registered. */
+typedef struct guest_mem_region {
+    uint64_t gpa;       /* first guest-physical byte */
+    uint64_t size;      /* bytes, > 0 */
+    int fd;             /* backing fd, or -1 when the region has none */
+    uint64_t fd_offset; /* offset of gpa within fd */
+    void *host;         /* host address of gpa, or NULL */
+} guest_mem_region;
+
+/**
+ * guest_mem_new - an empty map whose dirty log tracks pages of
+ * @page_size bytes (a power of two, >= 1). Returns NULL when
+ * @page_size is not a power of two or memory is short.
+ */
+SHARED_API guest_mem *guest_mem_new(uint64_t page_size);
+
+/** guest_mem_free - frees @gm; the fds and host mappings stay the caller's. NULL is allowed. */
+SHARED_API void guest_mem_free(guest_mem *gm);
+
+/** guest_mem_page_size - the dirty log's page size. */
+SHARED_API uint64_t guest_mem_page_size(const guest_mem *gm);
+
+/**
+ * guest_mem_add - registers a RAM region. The fd and the host mapping
+ * stay owned by the caller and must outlive the region.
+ *
+ * Returns 0; -EINVAL when @size is 0, the range wraps past 2^64, or gpa
+ * and size are not multiples of the log's page size; -EEXIST when it
+ * overlaps a registered region; -ENOMEM.
+ */
+SHARED_API int guest_mem_add(guest_mem *gm, uint64_t gpa, uint64_t size, int fd, uint64_t fd_offset,
+                             void *host);
+
+/** guest_mem_remove - unregisters the region starting at @gpa. Returns 0 or -ENOENT. */
+SHARED_API int guest_mem_remove(guest_mem *gm, uint64_t gpa);
+
+/** guest_mem_count - the number of regions. */
+SHARED_API size_t guest_mem_count(const guest_mem *gm);
+
+/** guest_mem_find - the region containing @gpa, or NULL. */
+SHARED_API const guest_mem_region *guest_mem_find(const guest_mem *gm, uint64_t gpa);
+
+/**
+ * guest_mem_piece_fn - receives one piece of a guest-physical range
+ * that lies in one region: [gpa, gpa + len) at byte @offset of region @r.
+ * Returns 0 to continue, anything else to stop the walk with that value.
+ */
+typedef int (*guest_mem_piece_fn)(void *opaque, const guest_mem_region *r, uint64_t gpa,
+                                  uint64_t len, uint64_t offset);
+
+/**
+ * guest_mem_for_each_piece - splits [first, last] at region boundaries
+ * and calls @fn for each piece in address order.
+ *
+ * Returns 0; -EFAULT (before any call) when part of the range is not
+ * RAM; -EINVAL when first > last; or the first non-zero value @fn
+ * returned.
+ */
+SHARED_API int guest_mem_for_each_piece(const guest_mem *gm, uint64_t first, uint64_t last,
+                                        guest_mem_piece_fn fn, void *opaque);
+
+/**
+ * guest_mem_rw - copies @len bytes between @buf and guest RAM at @gpa
+ * (to RAM when @write), across regions as needed; a write marks the
+ * pages dirty. Returns 0, or -EFAULT when any byte is not RAM with a
+ * host mapping (nothing is copied then).
+ */
+SHARED_API int guest_mem_rw(guest_mem *gm, uint64_t gpa, void *buf, uint64_t len, bool write);
+
+/**
+ * guest_mem_dirty_mark - marks every log page touching [first, last]
+ * dirty. Parts outside RAM are skipped. Returns the number of RAM log
+ * pages the range touches.
+ */
+SHARED_API uint64_t guest_mem_dirty_mark(guest_mem *gm, uint64_t first, uint64_t last);
+
+/**
+ * guest_mem_dirty_fold - ORs part of a device's dirty bitmap into the
+ * log: bit first_bit + i of @bits (i < @nbits) stands for the @pgsize
+ * bytes at gpa + i * pgsize. When pgsize equals the log's page size and the
+ * pages are aligned and in one region, the bitmap is ORed a word at a
+ * time; otherwise each set bit marks every log page it covers (a
+ * coarser pgsize marks more pages, never fewer).
+ *
+ * Returns 0, or -EINVAL when @pgsize is not a power of two or the
+ * range wraps past 2^64.
+ */
+SHARED_API int guest_mem_dirty_fold(guest_mem *gm, uint64_t gpa, uint64_t pgsize,
+                                    const uint64_t *bits, uint64_t first_bit, uint64_t nbits);
+
+/** guest_mem_dirty_count - the number of dirty log pages over all regions. */
+SHARED_API uint64_t guest_mem_dirty_count(const guest_mem *gm);
+
+/**
+ * guest_mem_dirty_test - true when the log page containing @gpa is
+ * dirty (false outside RAM).
+ */
+SHARED_API bool guest_mem_dirty_test(const guest_mem *gm, uint64_t gpa);
+
+/**
+ * guest_mem_dirty_page_fn - receives the guest-physical address of one
+ * dirty log page. Returns 0 to continue, anything else to stop.
+ */
+typedef int (*guest_mem_dirty_page_fn)(void *opaque, uint64_t gpa);
+
+/**
+ * guest_mem_dirty_collect - calls @fn for every dirty log page in
+ * ascending address order, then clears the log when @clear. Returns 0
+ * or the first non-zero value @fn returned (the log is then not cleared).
+ */
+SHARED_API int guest_mem_dirty_collect(guest_mem *gm, bool clear, guest_mem_dirty_page_fn fn,
+                                       void *opaque);
+
+/** guest_mem_dirty_clear - clears the whole log. */
+SHARED_API void guest_mem_dirty_clear(guest_mem *gm);
+
+/* ------------------------------------------------------------------ */
 /* Mapping listeners                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -267,13 +406,13 @@ SHARED_API uint64_t bitmap_next_set(const uint64_t *map, uint64_t nbits, uint64_
  * translation. All values in host byte order.
  */
 typedef struct mapping_event {
-    uint32_t endpoint; /* endpoint ID the event concerns */
-    uint32_t domain;   /* domain holding the mapping */
-    uint64_t iova;     /* first IOVA byte */
+    uint32_t endpoint;  /* endpoint ID the event concerns */
+    uint32_t domain;    /* domain holding the mapping */
+    uint64_t iova;      /* first IOVA byte */
     uint64_t iova_last; /* last IOVA byte, inclusive */
-    uint64_t gpa;      /* guest-physical address of iova */
-    uint32_t prot;     /* MAPPING_PROT_* */
-    uint32_t seq;      /* index of the causing request within its batch */
+    uint64_t gpa;       /* guest-physical address of iova */
+    uint32_t prot;      /* MAPPING_PROT_* */
+    uint32_t seq;       /* index of the causing request within its batch */
 } mapping_event;
 
 /**
