@@ -35,6 +35,8 @@
 #define VFIO_USER_H
 
 #include <glib.h>
+
+#include "shared.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -907,6 +909,143 @@ VFIO_USER_API int vfio_user_client_region_write(vfio_user_client *c, uint32_t re
 
 /** vfio_user_client_device_reset - DEVICE_RESET. */
 VFIO_USER_API int vfio_user_client_device_reset(vfio_user_client *c);
+
+/* ------------------------------------------------------------------ */
+/* DMA mapper: a mapping listener that drives one vfio-user device      */
+/* ------------------------------------------------------------------ */
+
+/**
+ * vfio_user_plan - how mapping events become messages.
+ * @VFIO_USER_PLAN_COALESCE: every event of a batch in as few messages as
+ *   the dialect and the server allow (tables in 2021, pipelined single
+ *   regions otherwise), one wait per batch; adjacent regions merged only
+ *   where the server can remove a portion of a region.
+ * @VFIO_USER_PLAN_QEMU: the baseline QEMU uses with VFIO: one message per
+ *   power-of-two aligned chunk, each waited before the next (benchmarks).
+ */
+typedef enum vfio_user_plan {
+    VFIO_USER_PLAN_COALESCE = 0,
+    VFIO_USER_PLAN_QEMU = 1,
+} vfio_user_plan;
+
+/**
+ * vfio_user_plan_parse - "coalesce" or "qemu". Returns 0 or -EINVAL.
+ */
+VFIO_USER_API int vfio_user_plan_parse(const char *name, vfio_user_plan *out);
+
+/**
+ * vfio_user_mapper_config - mapper settings.
+ * @plan: see vfio_user_plan.
+ * @isolated: map regions without file descriptors, so that the server
+ *   reaches guest memory only through DMA_READ / DMA_WRITE, which the
+ *   client's dma_rw handler checks (through the vIOMMU's translate()).
+ *   Passing a guest-RAM fd lets the server map all of guest RAM behind
+ *   that fd; an untrusted server must not get it.
+ * @dirty_pgsize: page size of the bitmaps asked of the server; 0 means
+ *   the guest memory map's page size.
+ */
+typedef struct vfio_user_mapper_config {
+    vfio_user_plan plan;
+    bool isolated;
+    uint64_t dirty_pgsize;
+} vfio_user_mapper_config;
+
+/** vfio_user_mapper_stats - counters since the mapper was created. */
+typedef struct vfio_user_mapper_stats {
+    uint64_t batches;          /* batches that sent at least one message */
+    uint64_t map_events;       /* map events accepted */
+    uint64_t unmap_events;     /* unmap events */
+    uint64_t map_failures;     /* map events refused or failed */
+    uint64_t messages;         /* DMA / dirty-tracking commands sent */
+    uint64_t waits;            /* times the mapper blocked for replies */
+    uint64_t bytes;            /* bytes sent and received by the client */
+    uint64_t regions_live;     /* DMA regions the server holds now */
+    uint64_t regions_live_max; /* ... at most */
+    uint64_t bitmaps;          /* dirty bitmaps collected */
+    uint64_t bitmap_fallbacks; /* removed ranges marked dirty whole (no bitmap) */
+    uint64_t reconnects;       /* successful reconnections */
+} vfio_user_mapper_stats;
+
+typedef struct vfio_user_mapper vfio_user_mapper;
+
+/**
+ * vfio_user_mapper_connect - a mapper driving the vfio-user device at
+ * the AF_UNIX socket @path: connects, negotiates VERSION and keeps
+ * @path, @client_cfg and @ops to reconnect after a disconnect.
+ * @gm: the guest memory map (borrowed; must outlive the mapper): mapped
+ *   guest-physical ranges are split at its regions, and the dirty pages
+ *   the server reports are folded into its dirty log.
+ * @ops, @opaque: the client's server-request handlers (DMA_READ /
+ *   DMA_WRITE), see vfio_user_client_ops.
+ *
+ * Returns the mapper, or NULL with @error set as
+ * vfio_user_client_connect() does (G_IO_ERROR_INVALID_ARGUMENT for a bad
+ * @cfg).
+ */
+VFIO_USER_API vfio_user_mapper *vfio_user_mapper_connect(const char *path,
+                                                         const vfio_user_client_config *client_cfg,
+                                                         const vfio_user_client_ops *ops,
+                                                         void *opaque, guest_mem *gm,
+                                                         const vfio_user_mapper_config *cfg,
+                                                         GError **error);
+
+/**
+ * vfio_user_mapper_free - closes the connection (the server then drops
+ * every region). NULL is allowed.
+ */
+VFIO_USER_API void vfio_user_mapper_free(vfio_user_mapper *m);
+
+/**
+ * vfio_user_mapper_listener - the mapping listener to attach to the
+ * endpoint of this device. Map events: ranges outside guest RAM are
+ * refused with -EFAULT; MMIO mappings (MAPPING_PROT_MMIO) are kept but
+ * not forwarded, since they do not name guest RAM a DMA region could
+ * describe; a server refusal (its region limit) fails the map with
+ * -ENOSPC, an I/O failure with -EIO, after the pieces that did map are
+ * removed again. Unmap events never fail: a range that cannot be unmapped
+ * with a bitmap while dirty tracking is on is marked dirty whole.
+ */
+VFIO_USER_API mapping_listener vfio_user_mapper_listener(vfio_user_mapper *m);
+
+/** vfio_user_mapper_client - the current client (changes on reconnect). */
+VFIO_USER_API vfio_user_client *vfio_user_mapper_client(vfio_user_mapper *m);
+
+/**
+ * vfio_user_mapper_dirty_start - starts dirty tracking on the device
+ * (DIRTY_PAGES START, or DMA_LOGGING_START in final). From then on every
+ * unmapped range comes back with its bitmap. A server without migration
+ * support is still tracked, conservatively: every range it unmaps, and
+ * every range a sync covers, is marked dirty whole.
+ * Returns 0, or the transport's negative errno.
+ */
+VFIO_USER_API int vfio_user_mapper_dirty_start(vfio_user_mapper *m);
+
+/** vfio_user_mapper_dirty_stop - stops dirty tracking. Returns 0 or a negative errno. */
+VFIO_USER_API int vfio_user_mapper_dirty_stop(vfio_user_mapper *m);
+
+/**
+ * vfio_user_mapper_dirty_sync - collects the bitmaps of every
+ * still-mapped region into the dirty log (one migration iteration).
+ * Regions whose bitmap cannot be had are marked dirty whole.
+ * Returns 0, or -EINVAL when tracking is off.
+ */
+VFIO_USER_API int vfio_user_mapper_dirty_sync(vfio_user_mapper *m);
+
+/** vfio_user_mapper_tracking - true while dirty tracking is on. */
+VFIO_USER_API bool vfio_user_mapper_tracking(const vfio_user_mapper *m);
+
+/**
+ * vfio_user_mapper_reconnect - reconnects to the socket when the
+ * connection is gone and re-establishes every mapping the device holds
+ * (and dirty tracking, if on). Called by the listener at the start of
+ * each batch; callable directly. Returns 0 (also when still connected),
+ * or the negative errno of the failed attempt.
+ */
+VFIO_USER_API int vfio_user_mapper_reconnect(vfio_user_mapper *m);
+
+/** vfio_user_mapper_stats_get - copies the counters into @out. */
+VFIO_USER_API void vfio_user_mapper_stats_get(const vfio_user_mapper *m,
+                                              vfio_user_mapper_stats *out);
 
 #ifdef __cplusplus
 }
