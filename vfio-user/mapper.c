@@ -262,8 +262,8 @@ static int listener_map(void *opaque, const mapping_event *ev)
 }
 
 /* Queues the removal of region @r ([first, last] of it) for event @event. */
-static void unmap_region_part(vfio_user_mapper *m, uint32_t event, u64_range r,
-                              const region_val *v, uint64_t first, uint64_t last)
+static void unmap_region_part(vfio_user_mapper *m, uint32_t event, u64_range r, const region_val *v,
+                              uint64_t first, uint64_t last)
 {
     op o = {
         .kind = OP_UNMAP,
@@ -455,13 +455,15 @@ static int submit(vfio_user_mapper *m, op *ops, size_t n, GPtrArray *ctxs)
     vfio_user_dma_entry *entries = g_new0(vfio_user_dma_entry, n);
     if (ops[0].kind == OP_REPORT) {
         msg.op = VFIO_USER_OP_DEVICE_FEATURE;
-        msg.feature.flags = VFIO_USER_DEVICE_FEATURE_GET | VFIO_USER_DEVICE_FEATURE_DMA_LOGGING_REPORT;
+        msg.feature.flags =
+            VFIO_USER_DEVICE_FEATURE_GET | VFIO_USER_DEVICE_FEATURE_DMA_LOGGING_REPORT;
         msg.feature.has_data = true;
         msg.feature.iova = ops[0].iova;
         msg.feature.length = ops[0].size;
         uint64_t bytes = fit_bitmap(m, &ops[0], 16 + 8 + 24);
-        (void)bytes;
         msg.feature.page_size = ops[0].pgsize;
+        /* A GET's argsz covers the data the reply brings back. */
+        msg.feature.argsz = (uint32_t)(8 + 24 + bytes);
     } else {
         msg.op = ops[0].kind == OP_MAP ? VFIO_USER_OP_DMA_MAP : VFIO_USER_OP_DMA_UNMAP;
         for (size_t i = 0; i < n; i++)
@@ -493,7 +495,7 @@ static size_t table_span(vfio_user_mapper *m, op *ops, size_t i, size_t n)
                 break;
         }
         if (ops[j].kind == OP_UNMAP && ops[j].pgsize) {
-            uint64_t bytes = fit_bitmap(m, &ops[j], 16 + 32 + 24);
+            uint64_t bytes = fit_bitmap(m, &ops[j], 16 + 24 + 16);
             r += 24;
             p = 24 + bytes;
         }
@@ -552,8 +554,13 @@ static void rollback_failed(vfio_user_mapper *m, GPtrArray *ctxs)
         region_val *vp;
         u64_range rr;
         while ((vp = interval_map_find_first(m->regions, r.first, r.last, &rr))) {
-            op o = {.kind = OP_UNMAP, .event = e, .event_last = e, .iova = rr.first,
-                    .size = rr.last - rr.first + 1, .gpa = vp->gpa, .fd = -1};
+            op o = {.kind = OP_UNMAP,
+                    .event = e,
+                    .event_last = e,
+                    .iova = rr.first,
+                    .size = rr.last - rr.first + 1,
+                    .gpa = vp->gpa,
+                    .fd = -1};
             interval_map_remove(m->regions, rr.first, NULL);
             g_array_append_val(undo, o);
         }
@@ -678,8 +685,14 @@ static int remap_all(vfio_user_mapper *m)
     region_val *v;
     interval_map_iter_init(&it, m->regions, 0, UINT64_MAX);
     while ((v = interval_map_iter_next(&it, &r))) {
-        op o = {.kind = OP_MAP, .event = 0, .iova = r.first, .size = r.last - r.first + 1,
-                .gpa = v->gpa, .offset = v->offset, .fd = v->fd, .prot = v->prot};
+        op o = {.kind = OP_MAP,
+                .event = 0,
+                .iova = r.first,
+                .size = r.last - r.first + 1,
+                .gpa = v->gpa,
+                .offset = v->offset,
+                .fd = v->fd,
+                .prot = v->prot};
         g_array_append_val(all, o);
     }
     GPtrArray *ctxs = g_ptr_array_new_with_free_func(g_free);
@@ -856,7 +869,10 @@ int vfio_user_mapper_dirty_sync(vfio_user_mapper *m)
     interval_map_iter_init(&it, m->regions, 0, UINT64_MAX);
     while ((v = interval_map_iter_next(&it, &r))) {
         uint64_t size = r.last - r.first + 1;
-        op o = {.kind = OP_REPORT, .iova = r.first, .size = size, .gpa = v->gpa,
+        op o = {.kind = OP_REPORT,
+                .iova = r.first,
+                .size = size,
+                .gpa = v->gpa,
                 .pgsize = dirty_pgsize(m)};
         if (!logs) {
             fold_or_mark(m, o.gpa, size, o.pgsize, NULL, 0);
