@@ -66,7 +66,7 @@ struct vfio_user_mapper {
     GArray *events;         /* pending_event */
     GArray *ops;            /* op */
     vfio_user_mapper_stats stats;
-    vfio_user_client_stats base; /* client counters at connect */
+    vfio_user_client_stats mark; /* client counters when the mapper's own traffic began */
 };
 
 /* ------------------------------------------------------------------ */
@@ -135,6 +135,26 @@ static void fold_or_mark(vfio_user_mapper *m, uint64_t gpa, uint64_t size, uint6
     guest_mem_dirty_fold(m->gm, gpa, pgsize, bits, 0, npages);
     g_free(bits);
     m->stats.bitmaps++;
+}
+
+/* The mapper's own traffic is what happens between these two calls: the
+ * client also carries the caller's device accesses, which do not count. */
+static void traffic_begin(vfio_user_mapper *m)
+{
+    if (m->client)
+        vfio_user_client_stats_get(m->client, &m->mark);
+}
+
+static void traffic_end(vfio_user_mapper *m)
+{
+    vfio_user_client_stats s;
+    if (!m->client)
+        return;
+    vfio_user_client_stats_get(m->client, &s);
+    m->stats.waits += s.waits - m->mark.waits;
+    m->stats.bytes +=
+        (s.bytes_sent - m->mark.bytes_sent) + (s.bytes_received - m->mark.bytes_received);
+    m->mark = s;
 }
 
 /* ------------------------------------------------------------------ */
@@ -603,6 +623,7 @@ static int listener_batch_end(void *opaque, mapping_failed_fn failed, void *fail
     GPtrArray *ctxs = g_ptr_array_new_with_free_func(g_free);
 
     if (n && connected(m)) {
+        traffic_begin(m);
         m->stats.batches++;
         n = merge_ops(m, ops, n);
         bool table = vfio_user_client_dialect(m->client) == VFIO_USER_DIALECT_2021 &&
@@ -616,6 +637,7 @@ static int listener_batch_end(void *opaque, mapping_failed_fn failed, void *fail
         }
         if (m->cfg.plan != VFIO_USER_PLAN_QEMU)
             vfio_user_client_wait_all(m->client);
+        traffic_end(m);
     } else if (n) {
         /* No connection: maps fail, unmaps were marked dirty when queued. */
         for (size_t i = 0; i < n; i++)
@@ -629,7 +651,9 @@ static int listener_batch_end(void *opaque, mapping_failed_fn failed, void *fail
     for (uint32_t e = 0; e < m->events->len; e++)
         any_failed |= g_array_index(m->events, pending_event, e).err != 0;
     if (any_failed) {
+        traffic_begin(m);
         rollback_failed(m, ctxs);
+        traffic_end(m);
         for (uint32_t e = 0; e < m->events->len; e++) {
             pending_event *pe = &g_array_index(m->events, pending_event, e);
             if (!pe->err)
@@ -721,21 +745,6 @@ static int remap_all(vfio_user_mapper *m)
     return ret;
 }
 
-static void snapshot_client_stats(vfio_user_mapper *m)
-{
-    vfio_user_client_stats_get(m->client, &m->base);
-}
-
-static void account_client(vfio_user_mapper *m, vfio_user_mapper_stats *out)
-{
-    vfio_user_client_stats s;
-    if (!m->client)
-        return;
-    vfio_user_client_stats_get(m->client, &s);
-    out->waits += s.waits - m->base.waits;
-    out->bytes += (s.bytes_sent - m->base.bytes_sent) + (s.bytes_received - m->base.bytes_received);
-}
-
 int vfio_user_mapper_reconnect(vfio_user_mapper *m)
 {
     if (connected(m))
@@ -747,20 +756,14 @@ int vfio_user_mapper_reconnect(vfio_user_mapper *m)
         g_clear_error(&err);
         return -ECONNREFUSED;
     }
-    /* Fold the old client's counters into ours before replacing it. */
-    if (m->client) {
-        vfio_user_mapper_stats extra = {0};
-        account_client(m, &extra);
-        m->stats.waits += extra.waits;
-        m->stats.bytes += extra.bytes;
-        vfio_user_client_free(m->client);
-    }
+    vfio_user_client_free(m->client);
     m->client = c;
-    snapshot_client_stats(m);
     m->disconnect_marked = false;
+    traffic_begin(m);
     int ret = remap_all(m);
     if (!ret && m->tracking)
         ret = start_logging(m);
+    traffic_end(m);
     if (!ret)
         m->stats.reconnects++;
     return ret;
@@ -800,7 +803,6 @@ vfio_user_mapper *vfio_user_mapper_connect(const char *path,
     m->regions = interval_map_new(sizeof(region_val));
     m->events = g_array_new(FALSE, FALSE, sizeof(pending_event));
     m->ops = g_array_new(FALSE, FALSE, sizeof(op));
-    snapshot_client_stats(m);
     return m;
 }
 
@@ -833,7 +835,9 @@ int vfio_user_mapper_dirty_start(vfio_user_mapper *m)
         return 0;
     if (!connected(m) && vfio_user_mapper_reconnect(m) < 0)
         return -ENOTCONN;
+    traffic_begin(m);
     int ret = start_logging(m);
+    traffic_end(m);
     m->stats.messages += server_logs(m) ? 1 : 0;
     if (ret < 0)
         return ret;
@@ -849,9 +853,12 @@ int vfio_user_mapper_dirty_stop(vfio_user_mapper *m)
     if (!server_logs(m))
         return 0;
     m->stats.messages++;
-    if (vfio_user_client_dialect(m->client) == VFIO_USER_DIALECT_FINAL)
-        return vfio_user_client_dma_logging_stop(m->client);
-    return vfio_user_client_dirty_pages(m->client, VFIO_USER_DIRTY_PAGES_FLAG_STOP);
+    traffic_begin(m);
+    int ret = vfio_user_client_dialect(m->client) == VFIO_USER_DIALECT_FINAL
+                  ? vfio_user_client_dma_logging_stop(m->client)
+                  : vfio_user_client_dirty_pages(m->client, VFIO_USER_DIRTY_PAGES_FLAG_STOP);
+    traffic_end(m);
+    return ret;
 }
 
 int vfio_user_mapper_dirty_sync(vfio_user_mapper *m)
@@ -866,6 +873,7 @@ int vfio_user_mapper_dirty_sync(vfio_user_mapper *m)
     interval_map_iter it;
     u64_range r;
     region_val *v;
+    traffic_begin(m);
     interval_map_iter_init(&it, m->regions, 0, UINT64_MAX);
     while ((v = interval_map_iter_next(&it, &r))) {
         uint64_t size = r.last - r.first + 1;
@@ -891,12 +899,12 @@ int vfio_user_mapper_dirty_sync(vfio_user_mapper *m)
         fold_or_mark(m, o.gpa, size, o.pgsize, ret < 0 ? NULL : bitmap, bytes);
         g_free(bitmap);
     }
+    traffic_end(m);
     return 0;
 }
 
 void vfio_user_mapper_stats_get(const vfio_user_mapper *m, vfio_user_mapper_stats *out)
 {
     *out = m->stats;
-    account_client((vfio_user_mapper *)m, out);
     out->regions_live = interval_map_count(m->regions);
 }

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "replay.h"
 #include "translate_check.h"
+#include "vfio_backend.h"
 
 /* IDs --endpoints may list; the device's own limit applies after. */
 #define MAX_LISTED_ENDPOINTS 65536
@@ -24,6 +25,8 @@ typedef struct replay_output {
     bool progress_shown;
     gint64 start_us;
     translate_check *check; /* --check-translations */
+    bool has_vfio;          /* --vfio-user */
+    vfio_backend_summary vfio;
 } replay_output;
 
 static const char *status_name(int status)
@@ -192,6 +195,21 @@ static void print_summary(const replay_output *out, const replay_summary *s, boo
             printf(",\"translate_check\":{\"accesses\":%" PRIu64 ",\"translated\":%" PRIu64
                    ",\"unmapped\":%" PRIu64 ",\"mismatches\":%" PRIu64 ",\"unpaired\":%" PRIu64 "}",
                    tc.accesses, tc.translated, tc.unmapped, tc.mismatches, tc.unpaired);
+        if (out->has_vfio) {
+            const vfio_backend_summary *v = &out->vfio;
+            printf(",\"vfio_user\":{\"devices\":%" PRIu64 ",\"batches\":%" PRIu64
+                   ",\"messages\":%" PRIu64 ",\"waits\":%" PRIu64 ",\"bytes\":%" PRIu64
+                   ",\"regions_live_max\":%" PRIu64 ",\"map_failures\":%" PRIu64
+                   ",\"bitmaps\":%" PRIu64 ",\"bitmap_fallbacks\":%" PRIu64
+                   ",\"reconnects\":%" PRIu64 ",\"dma_writes\":%" PRIu64 ",\"dma_reads\":%" PRIu64
+                   ",\"dma_failures\":%" PRIu64 ",\"dma_untranslated\":%" PRIu64
+                   ",\"tracking\":%s,\"dirty_pages\":%" PRIu64 "}",
+                   v->devices, v->mapper.batches, v->mapper.messages, v->mapper.waits,
+                   v->mapper.bytes, v->mapper.regions_live_max, v->mapper.map_failures,
+                   v->mapper.bitmaps, v->mapper.bitmap_fallbacks, v->mapper.reconnects,
+                   v->dma_writes, v->dma_reads, v->dma_failures, v->dma_untranslated,
+                   v->tracking_started ? "true" : "false", v->dirty_pages);
+        }
         printf(",\"all_ok\":%s}}\n", all_ok ? "true" : "false");
         return;
     }
@@ -217,6 +235,23 @@ static void print_summary(const replay_output *out, const replay_summary *s, boo
                " bypassed or refused as QEMU did, %" PRIu64 " mismatches, %" PRIu64
                " results without their access\n",
                tc.accesses, tc.translated, tc.unmapped, tc.mismatches, tc.unpaired);
+    if (out->has_vfio) {
+        const vfio_backend_summary *v = &out->vfio;
+        printf("vfio-user: %" PRIu64 " devices, %" PRIu64 " batches sent, %" PRIu64
+               " messages, %" PRIu64 " waits, %" PRIu64 " bytes, %" PRIu64
+               " regions live at most, %" PRIu64 " maps refused\n",
+               v->devices, v->mapper.batches, v->mapper.messages, v->mapper.waits, v->mapper.bytes,
+               v->mapper.regions_live_max, v->mapper.map_failures);
+        if (v->dma_writes || v->dma_reads)
+            printf("device DMA: %" PRIu64 " writes, %" PRIu64 " reads, %" PRIu64 " failed; %" PRIu64
+                   " refused or in bypass, not re-enacted\n",
+                   v->dma_writes, v->dma_reads, v->dma_failures, v->dma_untranslated);
+        if (v->tracking_started)
+            printf("dirty tracking: %" PRIu64 " bitmaps, %" PRIu64 " ranges marked whole, %" PRIu64
+                   " reconnects, %" PRIu64 " dirty pages\n",
+                   v->mapper.bitmaps, v->mapper.bitmap_fallbacks, v->mapper.reconnects,
+                   v->dirty_pages);
+    }
     if (all_ok)
         printf("every request succeeded\n");
     else if (s->malformed_lines)
@@ -268,6 +303,10 @@ int cmd_replay(int argc, char **argv)
                     *domain_range = NULL;
     g_auto(GStrv) resv = NULL;
     gboolean json = FALSE, keep_going = FALSE, quiet = FALSE, check_translations = FALSE;
+    g_auto(GStrv) vfio_user = NULL;
+    g_autofree char *dialect = NULL, *plan = NULL, *dirty_out = NULL, *ram_size = NULL;
+    gboolean dma = FALSE, isolated = FALSE;
+    gint64 migrate_at = -1;
     GOptionEntry entries[] = {
         {"page-size-mask", 0, 0, G_OPTION_ARG_STRING, &page_size_mask,
          "Page sizes (hex); the lowest set bit is the granule (default 0xfffffffffffff000)", "HEX"},
@@ -291,6 +330,31 @@ int cmd_replay(int argc, char **argv)
          NULL},
         {"keep-going", 'k', 0, G_OPTION_ARG_NONE, &keep_going, "Report malformed lines and go on",
          NULL},
+        {"vfio-user", 0, 0, G_OPTION_ARG_STRING_ARRAY, &vfio_user,
+         "Forward each endpoint's mappings to a vfio-user device at SOCKET (each endpoint on "
+         "its own connection), or only endpoint EP's; repeatable",
+         "[EP=]SOCKET"},
+        {"dialect", 0, 0, G_OPTION_ARG_STRING, &dialect,
+         "vfio-user dialect: 2021 (default), 0.9.1 or final", "D"},
+        {"plan", 0, 0, G_OPTION_ARG_STRING, &plan,
+         "How mappings become messages: coalesce (default) or qemu (one waited message per "
+         "power-of-two chunk, for comparison)",
+         "P"},
+        {"isolated", 0, 0, G_OPTION_ARG_NONE, &isolated,
+         "Map without file descriptors: every device access goes through DMA_READ/DMA_WRITE "
+         "and the device model's translation",
+         NULL},
+        {"dma", 0, 0, G_OPTION_ARG_NONE, &dma,
+         "Re-enact the trace's device accesses (virtio_iommu_translate lines) with the "
+         "sample device",
+         NULL},
+        {"migrate-at", 0, 0, G_OPTION_ARG_INT64, &migrate_at,
+         "Turn dirty tracking on just before request N (0-based, in file order)", "N"},
+        {"dirty-out", 0, 0, G_OPTION_ARG_FILENAME, &dirty_out,
+         "At the end, write the dirty log: guest-physical page addresses, hex, one per line",
+         "FILE"},
+        {"ram-size", 0, 0, G_OPTION_ARG_STRING, &ram_size,
+         "Guest RAM at guest-physical 0, in bytes (default 0x40000000)", "BYTES"},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("FILE|-");
@@ -306,6 +370,8 @@ int cmd_replay(int argc, char **argv)
     };
     replay_summary summary;
     qemu_log_reader *reader = NULL;
+    vfio_backend_config vcfg;
+    vfio_backend *backend = NULL;
     int exit_status = VIOMMU_EXIT_USAGE;
     bool all_ok;
     int ret;
@@ -317,6 +383,7 @@ int cmd_replay(int argc, char **argv)
     /* glib names the program from argv[0]; make --help read "viommu replay". */
     g_set_prgname("viommu replay");
     replay_config_init(&cfg);
+    vfio_backend_config_init(&vcfg);
 
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
         fprintf(stderr, "viommu replay: %s\n", error->message);
@@ -375,6 +442,48 @@ int cmd_replay(int argc, char **argv)
         g_array_append_val(cfg.resv, region);
         cfg.resv_given = true;
     }
+    for (char **v = vfio_user; v && *v; v++) {
+        if (!vfio_backend_config_add_socket(&vcfg, *v, &error)) {
+            fprintf(stderr, "viommu replay: %s\n", error->message);
+            goto out;
+        }
+    }
+    if (dialect && vfio_user_dialect_parse(dialect, &vcfg.dialect) < 0) {
+        fprintf(stderr, "viommu replay: --dialect: '%s' is not 2021, 0.9.1 or final\n", dialect);
+        goto out;
+    }
+    if (plan && vfio_user_plan_parse(plan, &vcfg.plan) < 0) {
+        fprintf(stderr, "viommu replay: --plan: '%s' is not coalesce or qemu\n", plan);
+        goto out;
+    }
+    if (ram_size) {
+        guint64 v;
+        if (!g_ascii_string_to_unsigned(ram_size, 0, 4096, G_MAXUINT64, &v, NULL) || v % 4096) {
+            fprintf(stderr, "viommu replay: --ram-size: '%s' is not a multiple of 4096\n",
+                    ram_size);
+            goto out;
+        }
+        vcfg.ram_size = v;
+    }
+    if (migrate_at < -1) {
+        fprintf(stderr, "viommu replay: --migrate-at: must be a request number >= 0\n");
+        goto out;
+    }
+    vcfg.dma = dma;
+    vcfg.isolated = isolated;
+    vcfg.migrate_at = migrate_at;
+    if (!vfio_backend_config_active(&vcfg) && (dma || migrate_at >= 0 || dirty_out || isolated)) {
+        fprintf(stderr, "viommu replay: --dma, --migrate-at, --dirty-out and --isolated need "
+                        "--vfio-user\n");
+        goto out;
+    }
+    if (vfio_backend_config_active(&vcfg)) {
+        backend = vfio_backend_new(&vcfg, &error);
+        if (!backend) {
+            fprintf(stderr, "viommu replay: %s\n", error->message);
+            goto out;
+        }
+    }
     cfg.keep_going = keep_going;
     cfg.progress_lines = 16384;
     out.json = json;
@@ -389,7 +498,18 @@ int cmd_replay(int argc, char **argv)
         fprintf(stderr, "viommu replay: %s\n", error->message);
         goto out;
     }
+    if (backend)
+        vfio_backend_install_hooks(backend, &hooks);
     ret = replay_run(&cfg, reader, &hooks, &summary, &error);
+    if (backend) {
+        vfio_backend_finish(backend);
+        vfio_backend_summary_get(backend, &out.vfio);
+        out.has_vfio = true;
+        if (dirty_out && !vfio_backend_write_dirty(backend, dirty_out, &error)) {
+            fprintf(stderr, "viommu replay: --dirty-out: %s\n", error->message);
+            ret = -EIO;
+        }
+    }
     if (out.check)
         translate_check_finish(out.check);
     clear_progress(&out);
@@ -411,6 +531,8 @@ int cmd_replay(int argc, char **argv)
         exit_status = all_ok ? VIOMMU_EXIT_OK : VIOMMU_EXIT_FAILED;
 
 out:
+    vfio_backend_free(backend);
+    vfio_backend_config_clear(&vcfg);
     translate_check_free(out.check);
     qemu_log_reader_free(reader);
     replay_config_clear(&cfg);
