@@ -453,9 +453,14 @@ SHARED_API int trace_set_stream(trace_format format, FILE *stream);
 /**
  * trace_open_path - like trace_set_stream with a file the library
  * creates (truncating it) at @path and closes when replaced or stopped.
+ * A thread of the library writes it, so the firing thread only formats
+ * the line: lines reach the file within 0.1 s, and at the latest when
+ * trace_flush or trace_stop returns. Events are never dropped: a thread
+ * that outruns the disk waits.
  *
  * Returns 0; -EINVAL for an unknown @format; or the negative errno of the
- * failed open, with @error (may be NULL) set in the G_FILE_ERROR domain.
+ * failed open (-EAGAIN: no writer thread), with @error (may be NULL) set
+ * in the G_FILE_ERROR domain.
  */
 SHARED_API int trace_open_path(trace_format format, const char *path, GError **error);
 
@@ -505,8 +510,10 @@ SHARED_API bool trace_usdt_available(void);
 SHARED_API int trace_configure(const char *spec, GError **error);
 
 /**
- * trace_flush - flushes the stream outputs. Returns 0, or the negative
- * errno of the first failed flush (-EIO when the stream does not say).
+ * trace_flush - flushes the stream outputs: when it returns, every event
+ * fired before the call is in the files. Returns 0, or the negative errno
+ * of the first write or flush failure since the last trace_flush (-EIO
+ * when the stream does not say).
  */
 SHARED_API int trace_flush(void);
 

@@ -612,6 +612,49 @@ Test(trace_jsonl, concurrent_events_give_whole_lines)
     remove_temp(path);
 }
 
+Test(trace_jsonl, a_path_output_has_every_line_once_flushed)
+{
+    char *path = temp_path("flush.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    /* Several writer buffers' worth, so buffers are handed over while
+     * events keep coming. */
+    for (uint32_t i = 0; i < 20000; i++)
+        TRACE(domain_destroyed, i, (uint64_t)i * 3);
+    cr_assert_eq(trace_flush(), 0);
+
+    char *text = read_file(path);
+    char **lines = g_strsplit(text, "\n", -1);
+    cr_assert_eq(g_strv_length(lines), 20000 + 1);
+    for (uint32_t i = 0; i < 20000; i++) {
+        trace_event ev;
+        cr_assert_eq(trace_event_parse_json(lines[i], strlen(lines[i]), &ev, NULL), 0);
+        cr_assert_eq(ev.u.domain_destroyed.domain, i);
+        cr_assert_eq(ev.u.domain_destroyed.mappings, (uint64_t)i * 3);
+    }
+    g_strfreev(lines);
+    g_free(text);
+    trace_stop();
+    remove_temp(path);
+}
+
+Test(trace_jsonl, reopening_a_path_output_closes_the_old_file_complete)
+{
+    char *a = temp_path("a.jsonl"), *b = temp_path("b.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, a, NULL), 0);
+    TRACE(batch_begin, 1);
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, b, NULL), 0);
+    TRACE(batch_begin, 2);
+    trace_stop();
+    char *ta = read_file(a), *tb = read_file(b);
+    cr_assert(g_str_has_suffix(ta, ",\"event\":\"batch_begin\",\"batch\":1}\n"), "%s", ta);
+    cr_assert(g_str_has_suffix(tb, ",\"event\":\"batch_begin\",\"batch\":2}\n"), "%s", tb);
+    cr_assert_eq(strchr(ta, '\n'), ta + strlen(ta) - 1);
+    g_free(ta);
+    g_free(tb);
+    remove_temp(a);
+    remove_temp(b);
+}
+
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
 /* ------------------------------------------------------------------ */
