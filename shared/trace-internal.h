@@ -55,8 +55,13 @@ typedef struct trace_writer trace_writer;
  * then stays the caller's). */
 int trace_writer_new(FILE *file, pthread_mutex_t *lock, trace_writer **out);
 
-/* Appends @n bytes (at most TRACE_LINE_MAX); waits while both buffers
- * are full. */
+/* Makes room for @n bytes (at most TRACE_LINE_MAX), waiting while both
+ * buffers are full. Returns true when it had to wait, i.e. the lock was
+ * released and anything it guards may have changed. */
+bool trace_writer_make_room_locked(trace_writer *w, size_t n);
+
+/* Appends @n bytes (at most TRACE_LINE_MAX); waits, like
+ * trace_writer_make_room_locked, unless room was made for them before. */
 void trace_writer_append_locked(trace_writer *w, const char *data, size_t n);
 
 /* Waits until everything appended so far is written. Returns 0, or the

@@ -172,11 +172,31 @@ static int stream_release_locked(stream_out *s)
     return err;
 }
 
+/*
+ * Waits until every writer has room for a line. A wait releases the lock,
+ * so the streams are checked again until one pass needs no wait: then
+ * the timestamp, taken next, is in file order even when threads had to
+ * wait for the disk.
+ */
+static void wait_for_room_locked(void)
+{
+    bool waited;
+    do {
+        waited = false;
+        for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++) {
+            if (streams[f].writer &&
+                trace_writer_make_room_locked(streams[f].writer, TRACE_LINE_MAX))
+                waited = true;
+        }
+    } while (waited);
+}
+
 static void dispatch(trace_event *ev)
 {
     char line[TRACE_LINE_MAX];
 
     pthread_mutex_lock(&lock);
+    wait_for_room_locked();
     /* Outputs may have been turned off between the caller's test and here. */
     if (!outputs_on)
         goto out;

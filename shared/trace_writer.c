@@ -131,14 +131,23 @@ int trace_writer_new(FILE *file, pthread_mutex_t *lock, trace_writer **out)
     return 0;
 }
 
+bool trace_writer_make_room_locked(trace_writer *w, size_t n)
+{
+    bool waited = false;
+    while (w->cur_len + n > WRITER_BUF) {
+        if (w->pending_len == 0) {
+            swap_locked(w);
+        } else {
+            wait_locked(w);
+            waited = true;
+        }
+    }
+    return waited;
+}
+
 void trace_writer_append_locked(trace_writer *w, const char *data, size_t n)
 {
-    while (w->cur_len + n > WRITER_BUF) {
-        if (w->pending_len == 0)
-            swap_locked(w);
-        else
-            wait_locked(w);
-    }
+    trace_writer_make_room_locked(w, n);
     memcpy(w->cur + w->cur_len, data, n);
     w->cur_len += n;
 }
