@@ -329,6 +329,12 @@ typedef struct mapping_listener {
  * JSON Lines, a callback. Timestamps are nanoseconds since tracing was
  * last turned on from fully off.
  *
+ * The USDT probes sit in libviommu-shared.so (provider "viommu", probe =
+ * event name, arguments = fields in order), behind the same branch:
+ * trace_set_usdt(true), `--trace=usdt`, turns tracing on for them alone,
+ * at the cost of a call and a nop per event, so that bpftrace or perf
+ * can attach to the running process at any time afterwards.
+ *
  * The configuration functions and the events may be used from any
  * thread; outputs see events one at a time, in the order they fired.
  */

@@ -558,6 +558,31 @@ Test(trace_jsonl, reader_rejects_embedded_nul_and_deep_nesting)
     g_string_free(deep, TRUE);
 }
 
+Test(trace_jsonl, the_longest_line_of_every_event_fits_trace_line_max)
+{
+    for (unsigned id = 0; id < TRACE_EVENT_COUNT; id++) {
+        trace_event ev = {.id = (trace_event_id)id, .ts_ns = UINT64_MAX};
+        unsigned n;
+        const trace_field_info *f = trace_event_fields(ev.id, &n);
+        for (unsigned i = 0; i < n; i++) {
+            /* The widest value of each kind: UINT64_MAX, or INT32_MIN. */
+            unsigned char *p = (unsigned char *)&ev.u + f[i].offset;
+            if (f[i].kind == TRACE_KIND_I32) {
+                int32_t v = INT32_MIN;
+                memcpy(p, &v, sizeof(v));
+            } else {
+                memset(p, 0xff, f[i].size);
+            }
+        }
+        for (int fmt = TRACE_FORMAT_TEXT; fmt <= TRACE_FORMAT_JSONL; fmt++) {
+            char line[TRACE_LINE_MAX];
+            int len = trace_event_format(&ev, (trace_format)fmt, line, sizeof(line));
+            cr_assert_gt(len, 0, "%s does not fit", trace_event_name(ev.id));
+            cr_assert_lt(len, TRACE_LINE_MAX);
+        }
+    }
+}
+
 Test(trace_jsonl, a_short_buffer_gets_a_terminated_prefix_and_enospc)
 {
     trace_event ev = sample_event(TRACE_EV_request_done);
