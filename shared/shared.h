@@ -468,6 +468,12 @@ typedef struct mapping_listener {
  * JSON Lines, a callback. Timestamps are nanoseconds since tracing was
  * last turned on from fully off.
  *
+ * The USDT probes sit in libviommu-shared.so (provider "viommu", probe =
+ * event name, arguments = fields in order), behind the same branch:
+ * trace_set_usdt(true), `--trace=usdt`, turns tracing on for them alone,
+ * at the cost of a call and a nop per event, so that bpftrace or perf
+ * can attach to the running process at any time afterwards.
+ *
  * The configuration functions and the events may be used from any
  * thread; outputs see events one at a time, in the order they fired.
  */
@@ -592,9 +598,14 @@ SHARED_API int trace_set_stream(trace_format format, FILE *stream);
 /**
  * trace_open_path - like trace_set_stream with a file the library
  * creates (truncating it) at @path and closes when replaced or stopped.
+ * A thread of the library writes it, so the firing thread only formats
+ * the line: lines reach the file within 0.1 s, and at the latest when
+ * trace_flush or trace_stop returns. Events are never dropped: a thread
+ * that outruns the disk waits.
  *
  * Returns 0; -EINVAL for an unknown @format; or the negative errno of the
- * failed open, with @error (may be NULL) set in the G_FILE_ERROR domain.
+ * failed open (-EAGAIN: no writer thread), with @error (may be NULL) set
+ * in the G_FILE_ERROR domain.
  */
 SHARED_API int trace_open_path(trace_format format, const char *path, GError **error);
 
@@ -644,8 +655,10 @@ SHARED_API bool trace_usdt_available(void);
 SHARED_API int trace_configure(const char *spec, GError **error);
 
 /**
- * trace_flush - flushes the stream outputs. Returns 0, or the negative
- * errno of the first failed flush (-EIO when the stream does not say).
+ * trace_flush - flushes the stream outputs: when it returns, every event
+ * fired before the call is in the files. Returns 0, or the negative errno
+ * of the first write or flush failure since the last trace_flush (-EIO
+ * when the stream does not say).
  */
 SHARED_API int trace_flush(void);
 

@@ -42,7 +42,7 @@
     EV(vfio_user_send, "a vfio-user request message was sent to a server")                         \
     EV(vfio_user_reply, "the reply to a vfio-user request was received")                           \
     EV(dirty_collected, "a dirty-page bitmap was collected from a vfio-user server")               \
-    EV(reconnect, "a vfio-user server connection was re-established")                              \
+    EV(reconnect, "an attempt to re-establish a vfio-user server connection ended")                \
     EV(fault, "a fault was reported to the guest on the event queue")
 
 // clang-format off

@@ -5,6 +5,8 @@
 #ifndef SHARED_TRACE_INTERNAL_H
 #define SHARED_TRACE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "shared.h"
@@ -39,5 +41,37 @@ static inline void trace_field_store(trace_event *ev, const trace_field_info *f,
         memcpy(base, &v, sizeof(v));
     }
 }
+
+/*
+ * trace_writer - writes a trace file from its own thread (trace_writer.c).
+ * Every function is called with @lock (given at creation) held; the ones
+ * that wait release it meanwhile.
+ */
+typedef struct trace_writer trace_writer;
+
+/* Starts a writer for @file, which it owns from then on (closed by
+ * trace_writer_close_locked). Returns 0, or -EAGAIN when no thread can
+ * be started, or another negative errno from pthread_create (@file
+ * then stays the caller's). */
+int trace_writer_new(FILE *file, pthread_mutex_t *lock, trace_writer **out);
+
+/* Makes room for @n bytes (at most TRACE_LINE_MAX), waiting while both
+ * buffers are full. Returns true when it had to wait, i.e. the lock was
+ * released and anything it guards may have changed. */
+bool trace_writer_make_room_locked(trace_writer *w, size_t n);
+
+/* Appends @n bytes (at most TRACE_LINE_MAX); waits, like
+ * trace_writer_make_room_locked, unless room was made for them before. */
+void trace_writer_append_locked(trace_writer *w, const char *data, size_t n);
+
+/* Waits until everything appended so far is written. Returns 0, or the
+ * first write error since the last flush. */
+int trace_writer_flush_locked(trace_writer *w);
+
+/* Writes what is left, stops the thread, closes the file and frees @w.
+ * The caller must have made @w unreachable for new appends first; the
+ * lock is released while the thread is joined. Returns 0 or the first
+ * error. */
+int trace_writer_close_locked(trace_writer *w);
 
 #endif /* SHARED_TRACE_INTERNAL_H */

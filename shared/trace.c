@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <glib.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -115,13 +116,14 @@ int trace_enabled_flag;
 
 typedef struct stream_out {
     FILE *file;
-    bool owned; /* opened by trace_open_path: closed when replaced */
-    int err;    /* first write error since the last flush, negative errno */
+    trace_writer *writer; /* set for files trace_open_path opened */
+    int err;              /* first write error since the last flush, negative errno */
 } stream_out;
 
 /* Everything below is guarded by lock; events are written one at a time
- * so lines never interleave and timestamps appear in order. */
-static GMutex lock;
+ * so lines never interleave and timestamps appear in order. (POSIX
+ * threads rather than GMutex: ThreadSanitizer understands them.) */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static stream_out streams[2];
 static trace_callback_fn callback;
 static void *callback_opaque;
@@ -148,26 +150,53 @@ static void update_enabled_locked(void)
     __atomic_store_n(&trace_enabled_flag, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
+/* Detaches @s, flushes it, and closes it when the library opened it. The
+ * lock may be released meanwhile (joining a writer thread), so callers
+ * that install a new stream loop until the slot stays empty. */
 static int stream_release_locked(stream_out *s)
 {
-    int err = s->err;
-    if (s->file) {
+    stream_out old = *s;
+    int err = old.err;
+
+    *s = (stream_out){0};
+    update_enabled_locked();
+    if (old.writer) {
+        int e = trace_writer_close_locked(old.writer);
+        if (err == 0)
+            err = e;
+    } else if (old.file) {
         errno = 0;
-        if (fflush(s->file) != 0 && err == 0)
-            err = errno ? -errno : -EIO;
-        errno = 0;
-        if (s->owned && fclose(s->file) != 0 && err == 0)
+        if (fflush(old.file) != 0 && err == 0)
             err = errno ? -errno : -EIO;
     }
-    *s = (stream_out){0};
     return err;
+}
+
+/*
+ * Waits until every writer has room for a line. A wait releases the lock,
+ * so the streams are checked again until one pass needs no wait: then
+ * the timestamp, taken next, is in file order even when threads had to
+ * wait for the disk.
+ */
+static void wait_for_room_locked(void)
+{
+    bool waited;
+    do {
+        waited = false;
+        for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++) {
+            if (streams[f].writer &&
+                trace_writer_make_room_locked(streams[f].writer, TRACE_LINE_MAX))
+                waited = true;
+        }
+    } while (waited);
 }
 
 static void dispatch(trace_event *ev)
 {
     char line[TRACE_LINE_MAX];
 
-    g_mutex_lock(&lock);
+    pthread_mutex_lock(&lock);
+    wait_for_room_locked();
     /* Outputs may have been turned off between the caller's test and here. */
     if (!outputs_on)
         goto out;
@@ -183,6 +212,10 @@ static void dispatch(trace_event *ev)
                 s->err = n;
             continue;
         }
+        if (s->writer) {
+            trace_writer_append_locked(s->writer, line, (size_t)n);
+            continue;
+        }
         errno = 0;
         if (fwrite(line, 1, (size_t)n, s->file) != (size_t)n && s->err == 0)
             s->err = errno ? -errno : -EIO;
@@ -190,7 +223,7 @@ static void dispatch(trace_event *ev)
     if (callback)
         callback(callback_opaque, ev);
 out:
-    g_mutex_unlock(&lock);
+    pthread_mutex_unlock(&lock);
 }
 
 /* The fire functions: the USDT probe first (a nop unless a tracer is
@@ -221,11 +254,12 @@ int trace_set_stream(trace_format format, FILE *stream)
 {
     if ((unsigned)format >= G_N_ELEMENTS(streams))
         return -EINVAL;
-    g_mutex_lock(&lock);
-    stream_release_locked(&streams[format]);
+    pthread_mutex_lock(&lock);
+    while (streams[format].file)
+        stream_release_locked(&streams[format]);
     streams[format].file = stream;
     update_enabled_locked();
-    g_mutex_unlock(&lock);
+    pthread_mutex_unlock(&lock);
     return 0;
 }
 
@@ -240,32 +274,40 @@ int trace_open_path(trace_format format, const char *path, GError **error)
                     "cannot open trace file %s: %s", path, g_strerror(e));
         return -e;
     }
-    /* Events are small and frequent: a large buffer keeps write(2) rare. */
-    setvbuf(f, NULL, _IOFBF, 1 << 16);
-    g_mutex_lock(&lock);
-    stream_release_locked(&streams[format]);
+    trace_writer *w;
+    pthread_mutex_lock(&lock);
+    int ret = trace_writer_new(f, &lock, &w);
+    if (ret < 0) {
+        pthread_mutex_unlock(&lock);
+        fclose(f);
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-ret),
+                    "cannot start the writer thread for trace file %s: %s", path, g_strerror(-ret));
+        return ret;
+    }
+    while (streams[format].file)
+        stream_release_locked(&streams[format]);
     streams[format].file = f;
-    streams[format].owned = true;
+    streams[format].writer = w;
     update_enabled_locked();
-    g_mutex_unlock(&lock);
+    pthread_mutex_unlock(&lock);
     return 0;
 }
 
 void trace_set_callback(trace_callback_fn fn, void *opaque)
 {
-    g_mutex_lock(&lock);
+    pthread_mutex_lock(&lock);
     callback = fn;
     callback_opaque = fn ? opaque : NULL;
     update_enabled_locked();
-    g_mutex_unlock(&lock);
+    pthread_mutex_unlock(&lock);
 }
 
 void trace_set_usdt(bool on)
 {
-    g_mutex_lock(&lock);
+    pthread_mutex_lock(&lock);
     usdt_on = on;
     update_enabled_locked();
-    g_mutex_unlock(&lock);
+    pthread_mutex_unlock(&lock);
 }
 
 bool trace_usdt_available(void)
@@ -276,32 +318,43 @@ bool trace_usdt_available(void)
 int trace_flush(void)
 {
     int ret = 0;
-    g_mutex_lock(&lock);
+    pthread_mutex_lock(&lock);
     for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++) {
         stream_out *s = &streams[f];
         if (!s->file)
             continue;
-        errno = 0;
-        if (fflush(s->file) != 0 && s->err == 0)
-            s->err = errno ? -errno : -EIO;
-        if (s->err != 0 && ret == 0)
-            ret = s->err;
+        int err = s->err;
         s->err = 0;
+        if (s->writer) {
+            /* May wait, releasing the lock; the writer stays alive until
+             * the wait ends even if the stream is replaced meanwhile. */
+            int e = trace_writer_flush_locked(s->writer);
+            if (err == 0)
+                err = e;
+        } else {
+            errno = 0;
+            if (fflush(s->file) != 0 && err == 0)
+                err = errno ? -errno : -EIO;
+        }
+        if (err != 0 && ret == 0)
+            ret = err;
     }
-    g_mutex_unlock(&lock);
+    pthread_mutex_unlock(&lock);
     return ret;
 }
 
 void trace_stop(void)
 {
-    g_mutex_lock(&lock);
-    for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++)
-        stream_release_locked(&streams[f]);
+    pthread_mutex_lock(&lock);
+    for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++) {
+        while (streams[f].file)
+            stream_release_locked(&streams[f]);
+    }
     callback = NULL;
     callback_opaque = NULL;
     usdt_on = false;
     update_enabled_locked();
-    g_mutex_unlock(&lock);
+    pthread_mutex_unlock(&lock);
 }
 
 uint32_t trace_error_quark(void)

@@ -558,6 +558,31 @@ Test(trace_jsonl, reader_rejects_embedded_nul_and_deep_nesting)
     g_string_free(deep, TRUE);
 }
 
+Test(trace_jsonl, the_longest_line_of_every_event_fits_trace_line_max)
+{
+    for (unsigned id = 0; id < TRACE_EVENT_COUNT; id++) {
+        trace_event ev = {.id = (trace_event_id)id, .ts_ns = UINT64_MAX};
+        unsigned n;
+        const trace_field_info *f = trace_event_fields(ev.id, &n);
+        for (unsigned i = 0; i < n; i++) {
+            /* The widest value of each kind: UINT64_MAX, or INT32_MIN. */
+            unsigned char *p = (unsigned char *)&ev.u + f[i].offset;
+            if (f[i].kind == TRACE_KIND_I32) {
+                int32_t v = INT32_MIN;
+                memcpy(p, &v, sizeof(v));
+            } else {
+                memset(p, 0xff, f[i].size);
+            }
+        }
+        for (int fmt = TRACE_FORMAT_TEXT; fmt <= TRACE_FORMAT_JSONL; fmt++) {
+            char line[TRACE_LINE_MAX];
+            int len = trace_event_format(&ev, (trace_format)fmt, line, sizeof(line));
+            cr_assert_gt(len, 0, "%s does not fit", trace_event_name(ev.id));
+            cr_assert_lt(len, TRACE_LINE_MAX);
+        }
+    }
+}
+
 Test(trace_jsonl, a_short_buffer_gets_a_terminated_prefix_and_enospc)
 {
     trace_event ev = sample_event(TRACE_EV_request_done);
@@ -610,6 +635,49 @@ Test(trace_jsonl, concurrent_events_give_whole_lines)
     g_strfreev(lines);
     g_free(text);
     remove_temp(path);
+}
+
+Test(trace_jsonl, a_path_output_has_every_line_once_flushed)
+{
+    char *path = temp_path("flush.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    /* Several writer buffers' worth, so buffers are handed over while
+     * events keep coming. */
+    for (uint32_t i = 0; i < 20000; i++)
+        TRACE(domain_destroyed, i, (uint64_t)i * 3);
+    cr_assert_eq(trace_flush(), 0);
+
+    char *text = read_file(path);
+    char **lines = g_strsplit(text, "\n", -1);
+    cr_assert_eq(g_strv_length(lines), 20000 + 1);
+    for (uint32_t i = 0; i < 20000; i++) {
+        trace_event ev;
+        cr_assert_eq(trace_event_parse_json(lines[i], strlen(lines[i]), &ev, NULL), 0);
+        cr_assert_eq(ev.u.domain_destroyed.domain, i);
+        cr_assert_eq(ev.u.domain_destroyed.mappings, (uint64_t)i * 3);
+    }
+    g_strfreev(lines);
+    g_free(text);
+    trace_stop();
+    remove_temp(path);
+}
+
+Test(trace_jsonl, reopening_a_path_output_closes_the_old_file_complete)
+{
+    char *a = temp_path("a.jsonl"), *b = temp_path("b.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, a, NULL), 0);
+    TRACE(batch_begin, 1);
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, b, NULL), 0);
+    TRACE(batch_begin, 2);
+    trace_stop();
+    char *ta = read_file(a), *tb = read_file(b);
+    cr_assert(g_str_has_suffix(ta, ",\"event\":\"batch_begin\",\"batch\":1}\n"), "%s", ta);
+    cr_assert(g_str_has_suffix(tb, ",\"event\":\"batch_begin\",\"batch\":2}\n"), "%s", tb);
+    cr_assert_eq(strchr(ta, '\n'), ta + strlen(ta) - 1);
+    g_free(ta);
+    g_free(tb);
+    remove_temp(a);
+    remove_temp(b);
 }
 
 /* ------------------------------------------------------------------ */
