@@ -86,6 +86,8 @@ struct vfio_user_client {
     uint8_t *obuf;
     size_t olen, ocap;
 
+    /* true while messages inside rbuf are being handled: rbuf must not move */
+    bool rbuf_pinned;
     bool connected;
     int last_error;
     vfio_user_client_stats stats;
@@ -167,6 +169,8 @@ static int send_all(vfio_user_client *c, const uint8_t *buf, size_t len, const i
         if (n > 0) {
             off += (size_t)n;
             c->stats.bytes_sent += (uint64_t)n;
+            if (c->cfg.timeout_ms >= 0)
+                deadline = vfio_user_now_ms() + c->cfg.timeout_ms;
             continue;
         }
         if (n != -EAGAIN)
@@ -179,7 +183,7 @@ static int send_all(vfio_user_client *c, const uint8_t *buf, size_t len, const i
             timeout = (int)left;
         }
         short ev = POLLOUT;
-        if (c->rlen < c->max_recv + READ_CHUNK)
+        if (c->rbuf_pinned ? c->rlen < c->rcap : c->rlen < c->max_recv + READ_CHUNK)
             ev |= POLLIN;
         int rev = vfio_user_poll(c->sock, ev, timeout);
         if (rev < 0)
@@ -259,7 +263,8 @@ static int read_available(vfio_user_client *c)
     int fds[VFIO_USER_TRANSPORT_MAX_FDS];
     size_t nfds = 0;
 
-    if (c->rcap - c->rlen < READ_CHUNK / 4 && c->rcap < c->max_recv + READ_CHUNK) {
+    if (!c->rbuf_pinned && c->rcap - c->rlen < READ_CHUNK / 4 &&
+        c->rcap < c->max_recv + READ_CHUNK) {
         size_t want = c->rlen + READ_CHUNK;
         if (want > c->max_recv + READ_CHUNK)
             want = c->max_recv + READ_CHUNK;
@@ -410,12 +415,12 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
     }
     result =
         vfio_user_msg_decode(c->cfg.dialect, buf, len, fds, nfds, &m, c->entries, c->entries_cap);
+    if (result == -ENOTSUP) /* a command number the dialect lacks: not our reply */
+        result = -EBADMSG;
     if (result == 0)
         result = vfio_user_reply_check(c->cfg.dialect, p->req, p->req_len, &m);
     if (result == 0 && (m.hdr.flags & VFIO_USER_F_ERROR))
         result = m.hdr.error_no ? -(int)m.hdr.error_no : -EIO;
-    if (result == -ENOTSUP)
-        result = -EBADMSG;
 
     c->stats.replies_received++;
     p->done = true;
@@ -508,7 +513,10 @@ static int process_buffer(vfio_user_client *c)
                 goto out;
             }
         }
+        /* Replies to server requests may read more while sending: append only. */
+        c->rbuf_pinned = true;
         rc = handle_message(c, c->rbuf + pos, h.msg_size, &h, fds, nfds);
+        c->rbuf_pinned = false;
         /* Whatever fds nobody took are closed: never leak one. */
         close_fds(fds, nfds);
         pos += h.msg_size;
@@ -553,8 +561,12 @@ static int wait_for(vfio_user_client *c, const unsigned *remaining, bool room)
             counted = true;
         }
         rc = read_available(c);
-        if (rc == 0)
+        if (rc == 0) {
+            /* Progress: the timeout bounds silence, not the whole batch. */
+            if (c->cfg.timeout_ms >= 0)
+                deadline = vfio_user_now_ms() + c->cfg.timeout_ms;
             continue;
+        }
         if (rc != -EAGAIN)
             return rc;
         int timeout = -1;

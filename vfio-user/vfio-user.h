@@ -663,9 +663,10 @@ typedef struct vfio_user_client_ops {
  * vfio_user_client_config - client settings.
  * @dialect: the wire dialect.
  * @window: requests in flight at most (1 .. 4096; 0 means 64).
- * @timeout_ms: how long any wait for the socket may last; 0 means 5000,
- *   negative means forever. A timeout ends the connection: replies are
- *   matched in order, so a late one could not be trusted.
+ * @timeout_ms: how long the socket may stay silent while the client waits
+ *   for it (to send, or for a reply); 0 means 5000, negative means
+ *   forever. A timeout ends the connection: a late reply could no longer
+ *   be told from a reply to a later request.
  * @caps: what the client offers in VERSION (max_msg_fds, max_msg_size it
  *   can receive, migration pgsize...). Zero-initialised fields get
  *   defaults (max_msg_fds 8, max_msg_size 1 MiB + 4 KiB).

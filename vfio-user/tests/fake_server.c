@@ -31,6 +31,7 @@ void fake_server_init(fake_server *f, vfio_user_dialect d)
     f->dialect = d;
     f->sock = -1;
     f->dirty_fill = 0xa5;
+    f->error_errno = ENOENT;
 }
 
 static void raw_free(raw_msg *m)
@@ -341,7 +342,7 @@ static GByteArray *answer(fake_server *f, vfio_user_msg *rq)
     }
     if (fault && f->fault == FAKE_FAULT_ERROR_REPLY) {
         r.hdr.flags |= VFIO_USER_F_ERROR;
-        r.hdr.error_no = ENOENT;
+        r.hdr.error_no = f->error_errno;
     }
     return encode(f, &r);
 einval:

@@ -799,3 +799,16 @@ Test(vfio_user_client, an_event_loop_can_drive_the_client_with_dispatch)
     cr_assert_eq(g.mem[0x2000 + 63], 0x77);
     stop(&f, c);
 }
+
+Test(vfio_user_client, a_server_error_of_enotsup_reaches_the_caller_unchanged)
+{
+    fake_server f;
+    fake_server_init(&f, D091);
+    f.fault = FAKE_FAULT_ERROR_REPLY;
+    f.fault_at = 1;
+    f.error_errno = ENOTSUP; /* QEMU 7.2 answers DIRTY_PAGES START so */
+    vfio_user_client *c = start(&f, 0, 0, NULL);
+    cr_assert_eq(vfio_user_client_dirty_pages(c, VFIO_USER_DIRTY_PAGES_FLAG_START), -ENOTSUP);
+    cr_assert(vfio_user_client_connected(c));
+    stop(&f, c);
+}
