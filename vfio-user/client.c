@@ -65,6 +65,11 @@ struct vfio_user_client {
     pending *ring;
     unsigned head, count;
     uint16_t next_id;
+    /*
+     * Ids sent with NO_REPLY: a server may still answer an error to one,
+     * which is then dropped instead of being taken for a reply to nothing.
+     */
+    uint64_t no_reply_ids[65536 / 64];
 
     uint8_t *rbuf;
     size_t rcap, rlen;
@@ -404,6 +409,10 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
     vfio_user_msg m;
     int result;
 
+    if (!p && (c->no_reply_ids[h->msg_id / 64] >> (h->msg_id % 64)) & 1) {
+        c->no_reply_ids[h->msg_id / 64] &= ~(1ull << (h->msg_id % 64));
+        return 0;
+    }
     /* A reply to nothing: the server has lost track of the conversation. */
     if (!p)
         return fail_connection(c, -EPROTO);
@@ -631,6 +640,11 @@ int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg, unsig
     rc = vfio_user_msg_encode(c->cfg.dialect, &m, p->req, p->req_cap, &len);
     if (rc < 0)
         return rc;
+    uint64_t bit = 1ull << (m.hdr.msg_id % 64);
+    if (flags & VFIO_USER_SUBMIT_NO_REPLY)
+        c->no_reply_ids[m.hdr.msg_id / 64] |= bit;
+    else
+        c->no_reply_ids[m.hdr.msg_id / 64] &= ~bit;
     rc = send_msg(c, p->req, len, fds, nfds);
     if (rc < 0)
         return rc;
