@@ -27,6 +27,9 @@
 #define DEFAULT_MAX_FDS 8
 #define DEFAULT_MAX_RECV (1024 * 1024 + 4096)
 #define READ_CHUNK 65536
+#define OUT_QUEUE 65536
+/* Larger messages skip the queue (after flushing it): no copy of bulk data. */
+#define OUT_DIRECT 16384
 /* fd groups received but not yet matched to their message. */
 #define MAX_FD_GROUPS 8
 
@@ -62,6 +65,11 @@ struct vfio_user_client {
     pending *ring;
     unsigned head, count;
     uint16_t next_id;
+    /*
+     * Ids sent with NO_REPLY: a server may still answer an error to one,
+     * which is then dropped instead of being taken for a reply to nothing.
+     */
+    uint64_t no_reply_ids[65536 / 64];
 
     uint8_t *rbuf;
     size_t rcap, rlen;
@@ -75,7 +83,16 @@ struct vfio_user_client {
     size_t entries_cap;
     uint8_t *sbuf; /* replies to server requests */
     size_t scap;
+    /*
+     * Small fd-less messages queue here and go out in one write at the
+     * next wait, dispatch or flush, or when the queue fills: one system
+     * call per batch instead of one per message.
+     */
+    uint8_t *obuf;
+    size_t olen, ocap;
 
+    /* true while messages inside rbuf are being handled: rbuf must not move */
+    bool rbuf_pinned;
     bool connected;
     int last_error;
     vfio_user_client_stats stats;
@@ -130,6 +147,7 @@ static int fail_connection(vfio_user_client *c, int err)
     for (unsigned g = 0; g < c->ngroups; g++)
         close_fds(c->groups[g].fds, c->groups[g].n);
     c->ngroups = 0;
+    c->olen = 0;
     return c->last_error;
 }
 
@@ -156,6 +174,8 @@ static int send_all(vfio_user_client *c, const uint8_t *buf, size_t len, const i
         if (n > 0) {
             off += (size_t)n;
             c->stats.bytes_sent += (uint64_t)n;
+            if (c->cfg.timeout_ms >= 0)
+                deadline = vfio_user_now_ms() + c->cfg.timeout_ms;
             continue;
         }
         if (n != -EAGAIN)
@@ -168,7 +188,7 @@ static int send_all(vfio_user_client *c, const uint8_t *buf, size_t len, const i
             timeout = (int)left;
         }
         short ev = POLLOUT;
-        if (c->rlen < c->max_recv + READ_CHUNK)
+        if (c->rbuf_pinned ? c->rlen < c->rcap : c->rlen < c->max_recv + READ_CHUNK)
             ev |= POLLIN;
         int rev = vfio_user_poll(c->sock, ev, timeout);
         if (rev < 0)
@@ -181,9 +201,45 @@ static int send_all(vfio_user_client *c, const uint8_t *buf, size_t len, const i
             return fail_connection(c, -EPIPE);
         }
     }
+    return 0;
+}
+
+static int flush_out(vfio_user_client *c)
+{
+    if (c->olen == 0)
+        return 0;
+    size_t n = c->olen;
+    /* Cleared first: a failure ends the connection and drops the queue. */
+    c->olen = 0;
+    return send_all(c, c->obuf, n, NULL, 0);
+}
+
+/* Queues or sends one message, keeping the byte order of the stream. */
+static int send_msg(vfio_user_client *c, const uint8_t *buf, size_t len, const int *fds,
+                    size_t nfds)
+{
+    int rc;
     c->stats.messages_sent++;
     c->stats.fds_sent += nfds;
-    return 0;
+    if (nfds == 0 && len <= OUT_DIRECT) {
+        if (c->olen + len > c->ocap) {
+            rc = flush_out(c);
+            if (rc < 0)
+                return rc;
+            if (c->ocap < OUT_QUEUE) {
+                c->obuf = g_realloc(c->obuf, OUT_QUEUE);
+                c->ocap = OUT_QUEUE;
+            }
+        }
+        memcpy(c->obuf + c->olen, buf, len);
+        c->olen += len;
+        return 0;
+    }
+    /* Fds attach to a message's first byte: that message travels alone. */
+    rc = flush_out(c);
+    if (rc < 0)
+        return rc;
+    return send_all(c, buf, len, fds, nfds);
 }
 
 /* ------------------------------------------------------------------ */
@@ -212,7 +268,8 @@ static int read_available(vfio_user_client *c)
     int fds[VFIO_USER_TRANSPORT_MAX_FDS];
     size_t nfds = 0;
 
-    if (c->rcap - c->rlen < READ_CHUNK / 4 && c->rcap < c->max_recv + READ_CHUNK) {
+    if (!c->rbuf_pinned && c->rcap - c->rlen < READ_CHUNK / 4 &&
+        c->rcap < c->max_recv + READ_CHUNK) {
         size_t want = c->rlen + READ_CHUNK;
         if (want > c->max_recv + READ_CHUNK)
             want = c->max_recv + READ_CHUNK;
@@ -255,7 +312,8 @@ static int send_server_reply(vfio_user_client *c, const vfio_user_msg *m)
     rc = vfio_user_msg_encode(c->cfg.dialect, m, c->sbuf, c->scap, &len);
     if (rc < 0)
         return rc;
-    return send_all(c, c->sbuf, len, NULL, 0);
+    rc = send_msg(c, c->sbuf, len, NULL, 0);
+    return rc < 0 ? rc : flush_out(c);
 }
 
 static int reply_error(vfio_user_client *c, const vfio_user_header *h, vfio_user_op op, int err)
@@ -351,6 +409,10 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
     vfio_user_msg m;
     int result;
 
+    if (!p && (c->no_reply_ids[h->msg_id / 64] >> (h->msg_id % 64)) & 1) {
+        c->no_reply_ids[h->msg_id / 64] &= ~(1ull << (h->msg_id % 64));
+        return 0;
+    }
     /* A reply to nothing: the server has lost track of the conversation. */
     if (!p)
         return fail_connection(c, -EPROTO);
@@ -362,12 +424,12 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
     }
     result =
         vfio_user_msg_decode(c->cfg.dialect, buf, len, fds, nfds, &m, c->entries, c->entries_cap);
+    if (result == -ENOTSUP) /* a command number the dialect lacks: not our reply */
+        result = -EBADMSG;
     if (result == 0)
         result = vfio_user_reply_check(c->cfg.dialect, p->req, p->req_len, &m);
     if (result == 0 && (m.hdr.flags & VFIO_USER_F_ERROR))
         result = m.hdr.error_no ? -(int)m.hdr.error_no : -EIO;
-    if (result == -ENOTSUP)
-        result = -EBADMSG;
 
     c->stats.replies_received++;
     p->done = true;
@@ -460,7 +522,10 @@ static int process_buffer(vfio_user_client *c)
                 goto out;
             }
         }
+        /* Replies to server requests may read more while sending: append only. */
+        c->rbuf_pinned = true;
         rc = handle_message(c, c->rbuf + pos, h.msg_size, &h, fds, nfds);
+        c->rbuf_pinned = false;
         /* Whatever fds nobody took are closed: never leak one. */
         close_fds(fds, nfds);
         pos += h.msg_size;
@@ -488,6 +553,9 @@ static int wait_for(vfio_user_client *c, const unsigned *remaining, bool room)
 {
     int64_t deadline = c->cfg.timeout_ms >= 0 ? vfio_user_now_ms() + c->cfg.timeout_ms : 0;
     bool counted = false;
+    int frc = flush_out(c);
+    if (frc < 0)
+        return frc;
 
     for (;;) {
         int rc = process_buffer(c);
@@ -502,8 +570,12 @@ static int wait_for(vfio_user_client *c, const unsigned *remaining, bool room)
             counted = true;
         }
         rc = read_available(c);
-        if (rc == 0)
+        if (rc == 0) {
+            /* Progress: the timeout bounds silence, not the whole batch. */
+            if (c->cfg.timeout_ms >= 0)
+                deadline = vfio_user_now_ms() + c->cfg.timeout_ms;
             continue;
+        }
         if (rc != -EAGAIN)
             return rc;
         int timeout = -1;
@@ -568,7 +640,12 @@ int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg, unsig
     rc = vfio_user_msg_encode(c->cfg.dialect, &m, p->req, p->req_cap, &len);
     if (rc < 0)
         return rc;
-    rc = send_all(c, p->req, len, fds, nfds);
+    uint64_t bit = 1ull << (m.hdr.msg_id % 64);
+    if (flags & VFIO_USER_SUBMIT_NO_REPLY)
+        c->no_reply_ids[m.hdr.msg_id / 64] |= bit;
+    else
+        c->no_reply_ids[m.hdr.msg_id / 64] &= ~bit;
+    rc = send_msg(c, p->req, len, fds, nfds);
     if (rc < 0)
         return rc;
     if (flags & VFIO_USER_SUBMIT_NO_REPLY)
@@ -586,8 +663,10 @@ int vfio_user_client_wait_all(vfio_user_client *c)
 {
     if (!c->connected)
         return c->last_error;
-    if (c->count == 0)
-        return process_buffer(c);
+    if (c->count == 0) {
+        int rc = flush_out(c);
+        return rc < 0 ? rc : process_buffer(c);
+    }
     return wait_for(c, &c->count, false);
 }
 
@@ -601,10 +680,20 @@ int vfio_user_client_fd(const vfio_user_client *c)
     return c->sock;
 }
 
+int vfio_user_client_flush(vfio_user_client *c)
+{
+    if (!c->connected)
+        return c->last_error;
+    return flush_out(c);
+}
+
 int vfio_user_client_dispatch(vfio_user_client *c)
 {
     if (!c->connected)
         return c->last_error;
+    int frc = flush_out(c);
+    if (frc < 0)
+        return frc;
     for (;;) {
         int rc = read_available(c);
         if (rc == -EAGAIN)
@@ -655,6 +744,7 @@ void vfio_user_client_stats_get(const vfio_user_client *c, vfio_user_client_stat
 typedef struct version_ctx {
     vfio_user_client *c;
     bool done, ok;
+    int transport_err;
     GError *error;
 } version_ctx;
 
@@ -663,6 +753,10 @@ static void version_done(void *opaque, int result, const vfio_user_msg *reply)
     version_ctx *v = opaque;
     vfio_user_client *c = v->c;
     v->done = true;
+    if (!reply && result != -EBADMSG && result != -EPROTO) {
+        v->transport_err = result; /* reported by negotiate() with its own code */
+        return;
+    }
     if (!reply) {
         g_set_error(&v->error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                     "vfio-user VERSION reply is malformed (%s): a short body, or JSON "
@@ -689,6 +783,11 @@ static bool negotiate(vfio_user_client *c, GError **error)
 
     offer.twin_socket = false;
     offer.unmap_partial = false;
+    /* Each spec defines one of the two size limits; offer only that one. */
+    if (c->cfg.dialect == VFIO_USER_DIALECT_2021)
+        offer.max_data_xfer_size = 0;
+    else
+        offer.max_msg_size = 0;
     g_autofree char *json = vfio_user_caps_to_json(&offer);
     memset(&m, 0, sizeof(m));
     m.op = VFIO_USER_OP_VERSION;
@@ -700,6 +799,8 @@ static bool negotiate(vfio_user_client *c, GError **error)
     int rc = vfio_user_client_submit(c, &m, 0, version_done, &v);
     if (rc == 0)
         rc = vfio_user_client_wait_all(c);
+    if (rc == 0 && v.transport_err)
+        rc = v.transport_err;
     if (rc < 0 && !v.error) {
         int code = rc == -ETIMEDOUT                    ? G_IO_ERROR_TIMED_OUT
                    : rc == -ECONNRESET || rc == -EPIPE ? G_IO_ERROR_CONNECTION_CLOSED
@@ -825,6 +926,7 @@ void vfio_user_client_free(vfio_user_client *c)
     g_free(c->rbuf);
     g_free(c->entries);
     g_free(c->sbuf);
+    g_free(c->obuf);
     g_free(c);
 }
 

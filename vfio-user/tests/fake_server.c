@@ -31,6 +31,7 @@ void fake_server_init(fake_server *f, vfio_user_dialect d)
     f->dialect = d;
     f->sock = -1;
     f->dirty_fill = 0xa5;
+    f->error_errno = ENOENT;
 }
 
 static void raw_free(raw_msg *m)
@@ -276,6 +277,8 @@ static GByteArray *answer(fake_server *f, vfio_user_msg *rq)
         r.region_info.index = rq->region_info.index;
         r.region_info.flags = VFIO_USER_REGION_INFO_FLAG_READ | VFIO_USER_REGION_INFO_FLAG_WRITE;
         r.region_info.size = rq->region_info.index == 0 ? sizeof(f->regs) : FAKE_SCRATCH_SIZE;
+        if (f->region_fd && rq->region_info.index == 1)
+            r.region_info.flags |= VFIO_USER_REGION_INFO_FLAG_MMAP;
         break;
     case VFIO_USER_OP_REGION_READ:
     case VFIO_USER_OP_REGION_WRITE: {
@@ -341,7 +344,7 @@ static GByteArray *answer(fake_server *f, vfio_user_msg *rq)
     }
     if (fault && f->fault == FAKE_FAULT_ERROR_REPLY) {
         r.hdr.flags |= VFIO_USER_F_ERROR;
-        r.hdr.error_no = ENOENT;
+        r.hdr.error_no = f->error_errno;
     }
     return encode(f, &r);
 einval:
@@ -466,7 +469,7 @@ static bool handle(fake_server *f, raw_msg *raw, GQueue *held)
     GByteArray *b = answer(f, &rq);
     if (!b)
         return false;
-    if (h.flags & VFIO_USER_F_NO_REPLY) {
+    if ((h.flags & VFIO_USER_F_NO_REPLY) && !f->answer_no_reply) {
         g_byte_array_free(b, TRUE);
         return true;
     }
@@ -483,7 +486,15 @@ static bool handle(fake_server *f, raw_msg *raw, GQueue *held)
         }
         return ok;
     }
-    bool ok = send_reply(f, b, fault);
+    bool ok;
+    if (rq.op == VFIO_USER_OP_DEVICE_GET_REGION_INFO && f->region_fd && rq.region_info.index == 1 &&
+        !fault) {
+        int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        ok = send_bytes(f, b->data, b->len, fd);
+        close(fd);
+    } else {
+        ok = send_reply(f, b, fault);
+    }
     g_byte_array_free(b, TRUE);
     return ok;
 }

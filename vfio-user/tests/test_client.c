@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -705,4 +706,159 @@ Test(vfio_user_client, connect_reports_a_missing_socket)
     cr_assert_null(vfio_user_client_connect("/nonexistent/vfio-user.sock", &cfg, NULL, NULL, &err));
     cr_assert(g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND), "%s", err->message);
     g_error_free(err);
+}
+
+Test(vfio_user_client, a_server_enabling_twin_socket_unasked_is_refused)
+{
+    fake_server f;
+    fake_server_init(&f, D091);
+    f.version_json = "{\"capabilities\":{\"twin_socket\":{\"supported\":true,\"fd_index\":0}}}";
+    version_fails(&f, "twin_socket");
+}
+
+Test(vfio_user_client, dma_tables_are_split_to_fit_the_server_message_size)
+{
+    fake_server f;
+    fake_server_init(&f, D2021);
+    f.version_json = "{\"capabilities\":{\"max_msg_fds\":8,\"max_msg_size\":128}}";
+    vfio_user_client *c = start(&f, 0, 0, NULL);
+    vfio_user_dma_entry e[5];
+    for (int i = 0; i < 5; i++)
+        e[i] = (vfio_user_dma_entry){.iova = (uint64_t)i << 12, .size = 4096, .prot = 3, .fd = -1};
+    cr_assert_eq(vfio_user_client_dma_map(c, e, 5), 0);
+    cr_assert_eq(vfio_user_client_dma_unmap(c, e, 5, NULL), 0);
+    stop(&f, c);
+    cr_assert_eq(f.commands, 4); /* (128 - 16) / 32 = 3 entries per table */
+    cr_assert_eq(f.max_table, 3);
+}
+
+Test(vfio_user_client, a_bitmap_that_cannot_fit_one_reply_is_refused_before_sending)
+{
+    fake_server f;
+    fake_server_init(&f, D2021);
+    int fd = fake_server_start(&f);
+    vfio_user_client_config cfg;
+    GError *err = NULL;
+    vfio_user_client_config_init(&cfg, D2021);
+    cfg.caps.max_msg_size = 4096;
+    vfio_user_client *c = vfio_user_client_new(fd, &cfg, NULL, NULL, &err);
+    cr_assert_not_null(c);
+    static uint8_t bm[8192];
+    uint8_t *bms[1] = {bm};
+    vfio_user_dma_entry e = {
+        .size = 8192ull * 8 * 4096, .flags = 1, .bitmap_pgsize = 4096, .bitmap_size = 8192};
+    cr_assert_eq(vfio_user_client_dma_unmap(c, &e, 1, bms), -EMSGSIZE);
+    cr_assert(vfio_user_client_connected(c));
+    stop(&f, c);
+    cr_assert_eq(f.commands, 0);
+}
+
+typedef struct async_write {
+    bool done;
+    int result;
+} async_write;
+
+static void write_done(void *opaque, int result, const vfio_user_msg *reply)
+{
+    async_write *w = opaque;
+    (void)reply;
+    w->done = true;
+    w->result = result;
+}
+
+Test(vfio_user_client, an_event_loop_can_drive_the_client_with_dispatch)
+{
+    fake_server f;
+    guest g;
+    memset(&g, 0, sizeof(g));
+    fake_server_init(&f, DFINAL);
+    vfio_user_client *c = start(&f, 0, 0, &g);
+    uint64_t addr = 0x2000;
+    uint32_t len = 64, fill = 0x77, cmd = 1;
+    cr_assert_eq(vfio_user_client_region_write(c, 0, FAKE_REG_DMA_ADDR, &addr, 8), 0);
+    cr_assert_eq(vfio_user_client_region_write(c, 0, FAKE_REG_DMA_LEN, &len, 4), 0);
+    cr_assert_eq(vfio_user_client_region_write(c, 0, FAKE_REG_DMA_FILL, &fill, 4), 0);
+
+    async_write w = {0};
+    vfio_user_msg m;
+    memset(&m, 0, sizeof(m));
+    m.op = VFIO_USER_OP_REGION_WRITE;
+    m.region_io.offset = FAKE_REG_DMA_CMD;
+    m.region_io.count = 4;
+    m.region_io.data = (const uint8_t *)&cmd;
+    m.region_io.data_len = 4;
+    cr_assert_eq(vfio_user_client_submit(c, &m, 0, write_done, &w), 0);
+    cr_assert_eq(vfio_user_client_flush(c), 0); /* submitted messages may sit in the queue */
+    struct pollfd p = {.fd = vfio_user_client_fd(c), .events = POLLIN};
+    for (int spins = 0; !w.done && spins < 1000; spins++) {
+        cr_assert_geq(poll(&p, 1, 5000), 0);
+        cr_assert_eq(vfio_user_client_dispatch(c), 0);
+    }
+    cr_assert(w.done);
+    cr_assert_eq(w.result, 0);
+    cr_assert_eq(g.mem[0x2000 + 63], 0x77);
+    stop(&f, c);
+}
+
+Test(vfio_user_client, a_server_error_of_enotsup_reaches_the_caller_unchanged)
+{
+    fake_server f;
+    fake_server_init(&f, D091);
+    f.fault = FAKE_FAULT_ERROR_REPLY;
+    f.fault_at = 1;
+    f.error_errno = ENOTSUP; /* QEMU 7.2 answers DIRTY_PAGES START so */
+    vfio_user_client *c = start(&f, 0, 0, NULL);
+    cr_assert_eq(vfio_user_client_dirty_pages(c, VFIO_USER_DIRTY_PAGES_FLAG_START), -ENOTSUP);
+    cr_assert(vfio_user_client_connected(c));
+    stop(&f, c);
+}
+
+Test(vfio_user_client, a_region_fd_goes_to_the_caller_or_is_closed)
+{
+    fake_server f;
+    int before = count_fds();
+    fake_server_init(&f, D2021);
+    f.region_fd = true;
+    vfio_user_client *c = start(&f, 0, 0, NULL);
+    vfio_user_region_info ri;
+    int fd = -1;
+    cr_assert_eq(vfio_user_client_region_info(c, 1, &ri, &fd), 0);
+    cr_assert(ri.flags & VFIO_USER_REGION_INFO_FLAG_MMAP);
+    cr_assert_geq(fd, 0);
+    cr_assert_geq(fcntl(fd, F_GETFD), 0, "the fd is open and ours");
+    close(fd);
+    /* Nobody asks for it: the client closes it. */
+    cr_assert_eq(vfio_user_client_region_info(c, 1, &ri, NULL), 0);
+
+    /* Pipelined replies with fds, completed without taking them. */
+    tally t = {0};
+    for (int i = 0; i < 4; i++) {
+        vfio_user_msg m;
+        memset(&m, 0, sizeof(m));
+        m.op = VFIO_USER_OP_DEVICE_GET_REGION_INFO;
+        m.region_info.index = 1;
+        cr_assert_eq(vfio_user_client_submit(c, &m, 0, count_done, &t), 0);
+    }
+    cr_assert_eq(vfio_user_client_wait_all(c), 0);
+    cr_assert_eq(t.done, 4);
+    cr_assert_eq(t.failed, 0);
+    stop(&f, c);
+    cr_assert_eq(count_fds(), before);
+}
+
+Test(vfio_user_client, an_answer_to_a_no_reply_command_is_dropped)
+{
+    fake_server f;
+    fake_server_init(&f, D2021);
+    f.answer_no_reply = true;
+    vfio_user_client *c = start(&f, 0, 0, NULL);
+    vfio_user_msg m;
+    memset(&m, 0, sizeof(m));
+    m.op = VFIO_USER_OP_DEVICE_RESET;
+    cr_assert_eq(vfio_user_client_submit(c, &m, VFIO_USER_SUBMIT_NO_REPLY, NULL, NULL), 0);
+    vfio_user_device_info di;
+    cr_assert_eq(vfio_user_client_device_get_info(c, &di), 0);
+    cr_assert(vfio_user_client_connected(c));
+    stop(&f, c);
+    cr_assert_eq(f.commands, 2);
 }
