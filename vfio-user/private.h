@@ -58,4 +58,17 @@ static inline void put_le64(uint8_t *p, uint64_t v)
 int vfio_user_msg_decode_nofds(vfio_user_dialect d, const void *buf, size_t len, vfio_user_msg *out,
                                vfio_user_dma_entry *entries, size_t max_entries);
 
+/*
+ * vfio_user_client_take_fd - inside a completion callback, takes over the
+ * first fd that came with the reply (the caller then owns it); -1 when
+ * there is none.
+ */
+int vfio_user_client_take_fd(vfio_user_client *c);
+
+/* vfio_user_client_wait_for - waits until *remaining is 0 (callbacks decrement it). */
+int vfio_user_client_wait_for(vfio_user_client *c, const unsigned *remaining);
+
+/* vfio_user_client_max_recv - the largest message the client accepts. */
+size_t vfio_user_client_max_recv(const vfio_user_client *c);
+
 #endif /* VFIO_USER_PRIVATE_H */

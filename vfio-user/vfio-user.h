@@ -629,7 +629,8 @@ VFIO_USER_API bool vfio_user_caps_from_json(const char *json, size_t len, vfio_u
  *
  * Fails (G_IO_ERROR_NOT_SUPPORTED) when the major version differs or the
  * minor is above the one proposed, or when the server answered a
- * migration pgsize the client did not offer; (G_IO_ERROR_INVALID_DATA)
+ * migration pgsize above the one offered (the smaller of the two is the
+ * one used); (G_IO_ERROR_INVALID_DATA)
  * for bad JSON (see vfio_user_caps_from_json()), an error reply, or
  * twin_socket supported without an fd_index.
  */
@@ -662,9 +663,10 @@ typedef struct vfio_user_client_ops {
  * vfio_user_client_config - client settings.
  * @dialect: the wire dialect.
  * @window: requests in flight at most (1 .. 4096; 0 means 64).
- * @timeout_ms: how long any wait for the socket may last; 0 means 5000,
- *   negative means forever. A timeout ends the connection: replies are
- *   matched in order, so a late one could not be trusted.
+ * @timeout_ms: how long the socket may stay silent while the client waits
+ *   for it (to send, or for a reply); 0 means 5000, negative means
+ *   forever. A timeout ends the connection: a late reply could no longer
+ *   be told from a reply to a later request.
  * @caps: what the client offers in VERSION (max_msg_fds, max_msg_size it
  *   can receive, migration pgsize...). Zero-initialised fields get
  *   defaults (max_msg_fds 8, max_msg_size 1 MiB + 4 KiB).
@@ -772,6 +774,11 @@ typedef void (*vfio_user_completion_fn)(void *opaque, int result, const vfio_use
  * until the oldest completes (serving server requests meanwhile).
  * @cb (may be NULL) is called from a later submit, wait or dispatch.
  *
+ * Small messages without fds are queued and written together at the next
+ * wait, dispatch or vfio_user_client_flush(), or once 64 KiB are queued:
+ * a batch costs one write, not one per message. A message with fds, or
+ * above 16 KiB, flushes the queue and goes out at once.
+ *
  * Returns 0; -EINVAL / -ENOTSUP from the codec; -EMSGSIZE when the
  * message exceeds the server's max_msg_size or carries more fds than its
  * max_msg_fds; -EPIPE when the connection is already gone; -ECONNRESET /
@@ -788,12 +795,20 @@ VFIO_USER_API int vfio_user_client_submit(vfio_user_client *c, const vfio_user_m
  */
 VFIO_USER_API int vfio_user_client_wait_all(vfio_user_client *c);
 
+/**
+ * vfio_user_client_flush - writes every queued message now (for callers
+ * that submit and then wait on the socket themselves, e.g. no-reply
+ * commands). Returns 0 or the negative errno that ended the connection.
+ */
+VFIO_USER_API int vfio_user_client_flush(vfio_user_client *c);
+
 /** vfio_user_client_in_flight - requests submitted and not yet completed. */
 VFIO_USER_API unsigned vfio_user_client_in_flight(const vfio_user_client *c);
 
 /**
- * vfio_user_client_fd - the socket, for an event loop: when it is
- * readable call vfio_user_client_dispatch().
+ * vfio_user_client_fd - the socket, for an event loop: call
+ * vfio_user_client_flush() after submitting, and
+ * vfio_user_client_dispatch() when the socket is readable.
  */
 VFIO_USER_API int vfio_user_client_fd(const vfio_user_client *c);
 
