@@ -77,6 +77,16 @@ void vfio_user_server_conn_free(vfio_user_server_conn *c)
     g_free(c);
 }
 
+/* Ends the connection: the client sees EOF at once, the fd is closed by free. */
+static int disconnect(vfio_user_server_conn *c, int err)
+{
+    c->broken = true;
+    shutdown(c->fd, SHUT_RDWR);
+    if (c->twin_fd >= 0)
+        shutdown(c->twin_fd, SHUT_RDWR);
+    return err;
+}
+
 int vfio_user_server_conn_serve_one(vfio_user_server_conn *c)
 {
     vus_msg local, *m = g_queue_pop_head(&c->pending);
@@ -96,20 +106,15 @@ int vfio_user_server_conn_serve_one(vfio_user_server_conn *c)
                     local.hdr.command, local.hdr.msg_size);
             local.hdr.flags &= ~VFIO_USER_F_NO_REPLY;
             vus_reply_error(c, &local, EINVAL);
-            c->broken = true;
-            return -EPROTO;
+            return disconnect(c, -EPROTO);
         }
-        if (ret < 0) {
-            c->broken = true;
-            return ret;
-        }
+        if (ret < 0)
+            return disconnect(c, ret);
     }
     ret = vus_handle(c, &local);
     vus_msg_clear(&local);
-    if (ret < 0 || c->broken) {
-        c->broken = true;
-        return ret < 0 ? ret : -EPROTO;
-    }
+    if (ret < 0 || c->broken)
+        return disconnect(c, ret < 0 ? ret : -EPROTO);
     return 0;
 }
 

@@ -192,4 +192,87 @@ static inline int count_fds(void)
     return n;
 }
 
+/* Sends a command and receives its reply; returns the reply's errno (0: success). */
+static inline int raw_call(int fd, uint16_t id, uint16_t cmd, const void *body, size_t len,
+                           const int *fds, unsigned nfds, raw_msg *reply)
+{
+    raw_msg r;
+
+    cr_assert_eq(raw_send(fd, id, cmd, body, len, fds, nfds), 0);
+    cr_assert_eq(raw_recv(fd, &r), 0, "no reply to command %u", cmd);
+    cr_assert_eq(r.id, id);
+    cr_assert_eq(r.cmd, cmd);
+    cr_assert_eq(r.flags & VFIO_USER_F_TYPE_MASK, VFIO_USER_F_TYPE_REPLY);
+    if (reply)
+        *reply = r;
+    else
+        raw_msg_free(&r);
+    return (r.flags & VFIO_USER_F_ERROR) ? (int)r.error : 0;
+}
+
+/* VERSION with @json (NULL: none); returns the reply's errno and the reply in @reply. */
+static inline int raw_version(int fd, const char *json, raw_msg *reply)
+{
+    size_t jl = json ? strlen(json) + 1 : 0;
+    g_autofree uint8_t *b = g_malloc(4 + jl);
+
+    vus_put16(b, 0);
+    vus_put16(b + 2, 1);
+    if (jl)
+        memcpy(b + 4, json, jl);
+    return raw_call(fd, 0, VFIO_USER_VERSION, b, 4 + jl, NULL, 0, reply);
+}
+
+#define RAW_CAPS                                                                                   \
+    "{\"capabilities\":{\"max_msg_fds\":8,\"max_msg_size\":4194304,\"migration\":{\"pgsize\":"     \
+    "4096}}}"
+
+/* A 2021 DMA_MAP / DMA_UNMAP table entry. */
+static inline void raw_entry_2021(uint8_t *e, uint64_t iova, uint64_t size, uint64_t offset,
+                                  uint32_t prot, uint32_t flags)
+{
+    vus_put64(e, iova);
+    vus_put64(e + 8, size);
+    vus_put64(e + 16, offset);
+    vus_put32(e + 24, prot);
+    vus_put32(e + 28, flags);
+}
+
+/* A 0.9.1 / final DMA_MAP body. */
+static inline void raw_map_091(uint8_t *b, uint64_t iova, uint64_t size, uint64_t offset)
+{
+    vus_put32(b, 32);
+    vus_put32(b + 4, 3);
+    vus_put64(b + 8, offset);
+    vus_put64(b + 16, iova);
+    vus_put64(b + 24, size);
+}
+
+/* A REGION_WRITE of a 32-bit or 64-bit register of the sample device. */
+static inline int raw_reg_write(int fd, uint16_t id, uint32_t off, uint64_t v, unsigned size)
+{
+    uint8_t b[24] = {0};
+
+    vus_put64(b, off);
+    vus_put32(b + 8, 0);
+    vus_put32(b + 12, size);
+    vus_put64(b + 16, v);
+    return raw_call(fd, id, VFIO_USER_REGION_WRITE, b, 16 + size, NULL, 0, NULL);
+}
+
+static inline uint64_t raw_reg_read(int fd, uint16_t id, uint32_t off, unsigned size)
+{
+    uint8_t b[16] = {0};
+    raw_msg r;
+    uint64_t v;
+
+    vus_put64(b, off);
+    vus_put32(b + 12, size);
+    cr_assert_eq(raw_call(fd, id, VFIO_USER_REGION_READ, b, 16, NULL, 0, &r), 0);
+    cr_assert_eq(r.len, 16 + size);
+    v = size == 8 ? vus_get64(r.body + 16) : vus_get32(r.body + 16);
+    raw_msg_free(&r);
+    return v;
+}
+
 #endif
