@@ -20,41 +20,51 @@ size_t vi_iov_size(const struct iovec *iov, size_t count)
     return total;
 }
 
-/* Walks @iov from @offset for @len bytes, calling @op on each piece. */
-#define IOV_WALK(iov, count, offset, len, op)                                                      \
-    do {                                                                                           \
-        size_t done_ = 0, skip_ = (offset);                                                        \
-        for (size_t i_ = 0; i_ < (count) && done_ < (len); i_++) {                                 \
-            size_t l_ = (iov)[i_].iov_len;                                                         \
-            if (skip_ >= l_) {                                                                     \
-                skip_ -= l_;                                                                       \
-                continue;                                                                          \
-            }                                                                                      \
-            size_t n_ = l_ - skip_;                                                                \
-            if (n_ > (len)-done_)                                                                  \
-                n_ = (len)-done_;                                                                  \
-            uint8_t *p_ = (uint8_t *)(iov)[i_].iov_base + skip_;                                   \
-            op;                                                                                    \
-            done_ += n_;                                                                           \
-            skip_ = 0;                                                                             \
-        }                                                                                          \
-        return done_;                                                                              \
-    } while (0)
+typedef enum iov_op { IOV_READ, IOV_WRITE, IOV_FILL } iov_op;
+
+/* Walks @iov from @offset for up to @len bytes: copies out to @buf,
+ * copies in from @buf, or fills with @byte. Returns the bytes done. */
+static size_t iov_walk(const struct iovec *iov, size_t count, size_t offset, uint8_t *buf,
+                       uint8_t byte, size_t len, iov_op op)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < count && done < len; i++) {
+        size_t l = iov[i].iov_len;
+        if (offset >= l) {
+            offset -= l;
+            continue;
+        }
+        size_t n = l - offset;
+        if (n > len - done)
+            n = len - done;
+        uint8_t *p = (uint8_t *)iov[i].iov_base + offset;
+        if (op == IOV_READ)
+            memcpy(buf + done, p, n);
+        else if (op == IOV_WRITE)
+            memcpy(p, buf + done, n);
+        else
+            memset(p, byte, n);
+        done += n;
+        offset = 0;
+    }
+    return done;
+}
 
 size_t vi_iov_read(const struct iovec *iov, size_t count, size_t offset, void *buf, size_t len)
 {
-    IOV_WALK(iov, count, offset, len, memcpy((uint8_t *)buf + done_, p_, n_));
+    return iov_walk(iov, count, offset, buf, 0, len, IOV_READ);
 }
 
 size_t vi_iov_write(const struct iovec *iov, size_t count, size_t offset, const void *buf,
                     size_t len)
 {
-    IOV_WALK(iov, count, offset, len, memcpy(p_, (const uint8_t *)buf + done_, n_));
+    /* IOV_WRITE only reads through the pointer. */
+    return iov_walk(iov, count, offset, (uint8_t *)(uintptr_t)buf, 0, len, IOV_WRITE);
 }
 
 size_t vi_iov_fill(const struct iovec *iov, size_t count, size_t offset, uint8_t byte, size_t len)
 {
-    IOV_WALK(iov, count, offset, len, memset(p_, byte, n_));
+    return iov_walk(iov, count, offset, NULL, byte, len, IOV_FILL);
 }
 
 uint8_t vi_errno_status(int err)

@@ -422,7 +422,8 @@ VIOMMU_API int viommu_endpoint_add_resv(viommu *v, uint32_t endpoint, uint64_t s
 /**
  * viommu_endpoint_set_listener - @listener (copied; NULL or a NULL ops
  * removes it) receives the mapping events of @endpoint from now on. The
- * listener's opaque pointer stays the caller's.
+ * listener's opaque pointer stays the caller's. Listener callbacks must
+ * not call back into the device.
  *
  * Returns 0; -ENOENT when @endpoint is unknown; -EBUSY when it is
  * attached to a domain (set listeners before the driver attaches).
@@ -683,12 +684,19 @@ VIOMMU_API int viommu_vq_new(const viommu_vq_config *cfg, viommu_vq **out);
 VIOMMU_API void viommu_vq_free(viommu_vq *vq);
 
 /**
+ * viommu_vq_set_event_idx - whether VIRTIO_F_EVENT_IDX was negotiated
+ * (off by default): interrupts then follow the driver's used_event and
+ * the device publishes avail_event.
+ */
+VIOMMU_API void viommu_vq_set_event_idx(viommu_vq *vq, bool on);
+
+/**
  * viommu_vq_process_requests - handles one notification of the request
  * queue: pops every available chain (direct and indirect descriptors,
  * readable before writable), runs them as ONE batch, writes each used
  * element and then the used index. @notify (may be NULL) is set when
- * the driver wants an interrupt (VRING_AVAIL_F_NO_INTERRUPT clear and
- * at least one chain completed). VIRTIO_F_EVENT_IDX is not supported.
+ * the driver wants an interrupt for the chains completed (per
+ * VRING_AVAIL_F_NO_INTERRUPT, or used_event with event_idx).
  *
  * Returns the number of chains completed; -EIO when the ring is broken
  * (a descriptor index or buffer outside the table or guest RAM, a
@@ -705,7 +713,8 @@ VIOMMU_API int viommu_vq_process_requests(viommu *v, viommu_vq *vq, bool *notify
  * each fault pops one available chain, writes the report, pushes it
  * to the used ring and calls @notify(@opaque) unless the driver
  * suppressed interrupts. Buffers posted with viommu_event_post() are
- * dropped.
+ * dropped. A broken event ring (see viommu_vq_process_requests) drops
+ * the report.
  *
  * Returns 0.
  */

@@ -66,9 +66,10 @@ struct viommu {
     uint8_t bypass;        /* config.bypass as the driver sees it */
     uint64_t granule_mask; /* granule - 1 */
 
-    GHashTable *endpoints;  /* u32 id -> vi_endpoint * */
-    GHashTable *domains;    /* u32 id -> vi_domain * */
-    vi_domain *last_domain; /* lookup cache, cleared when a domain dies */
+    GHashTable *endpoints;      /* u32 id -> vi_endpoint * */
+    GHashTable *domains;        /* u32 id -> vi_domain * */
+    vi_domain *last_domain;     /* lookup cache, cleared when a domain dies */
+    vi_endpoint *last_endpoint; /* lookup cache */
 
     /* The batch in progress. */
     uint64_t batch_gen;
@@ -100,9 +101,21 @@ static inline bool vi_offered(const viommu *v, unsigned bit)
     return (v->cfg.features & VIOMMU_FEATURE(bit)) != 0;
 }
 
-static inline vi_endpoint *vi_endpoint_lookup(const viommu *v, uint32_t id)
+static inline vi_endpoint *vi_endpoint_find(const viommu *v, uint32_t id)
 {
     return g_hash_table_lookup(v->endpoints, GUINT_TO_POINTER(id));
+}
+
+static inline vi_endpoint *vi_endpoint_lookup(viommu *v, uint32_t id)
+{
+    /* Endpoints are never removed, so the cached pointer stays valid. */
+    vi_endpoint *ep = v->last_endpoint;
+    if (ep && ep->id == id)
+        return ep;
+    ep = vi_endpoint_find(v, id);
+    if (ep)
+        v->last_endpoint = ep;
+    return ep;
 }
 
 static inline vi_domain *vi_domain_lookup(viommu *v, uint32_t id)
