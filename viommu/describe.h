@@ -175,8 +175,8 @@ VIOMMU_API int viommu_topology_check(const struct viommu_topology *topo, GError 
  * Returns:
  *   0 on success,
  *   -EINVAL for an invalid topology (viommu_topology_check()), a NULL
- *           @fdt, a blob that is not a valid device tree or whose
- *           totalsize exceeds @bufsize, an interrupt parent whose
+ *           @fdt, a blob that is not a valid device tree (of version 16
+ *           or later) or whose totalsize exceeds @bufsize, an interrupt parent whose
  *           `#interrupt-cells` differs from @mmio_irq_cells, a
  *           virtio-iommu off its host bridge's root bus, or an address
  *           that matches the `reg` of more than one node,

@@ -399,7 +399,12 @@ int viommu_fdt_add(void *fdt, size_t bufsize, const struct viommu_topology *topo
     ret = viommu_topology_check(topo, NULL);
     if (ret)
         return ret;
-    if (!fdt || bufsize < FDT_V1_SIZE || fdt_check_header(fdt) != 0 ||
+    /*
+     * Versions before 16 are refused before fdt_check_full() sees them:
+     * libfdt 1.6.1's fdt_check_full() dereferences the NULL name
+     * fdt_get_name() returns for such a blob's root node.
+     */
+    if (!fdt || bufsize < FDT_V1_SIZE || fdt_check_header(fdt) != 0 || fdt_version(fdt) < 16 ||
         fdt_totalsize(fdt) > (size_t)size || fdt_check_full(fdt, fdt_totalsize(fdt)) != 0)
         return -EINVAL;
 

@@ -366,6 +366,17 @@ Test(viommu_fdt, refuses_what_is_not_a_device_tree)
     cr_assert_eq(viommu_fdt_add(NULL, BUF_SIZE, &t, NULL), -EINVAL);
 }
 
+Test(viommu_fdt, refuses_a_blob_older_than_version_16_without_crashing)
+{
+    g_autofree void *fdt = new_tree();
+    struct viommu_topology t = {.transport = VIOMMU_TRANSPORT_PCI, .pci_bdf = 0x10};
+
+    add_host_bridge(fdt, "pcie@10000000", -1, 0);
+    /* Version 9 makes libfdt 1.6.1's fdt_check_full() dereference NULL. */
+    fdt_set_version(fdt, 9);
+    assert_refused_unchanged(fdt, BUF_SIZE, &t, -EINVAL);
+}
+
 Test(viommu_fdt, refuses_an_invalid_topology)
 {
     g_autofree void *fdt = new_tree();
