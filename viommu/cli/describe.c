@@ -556,7 +556,7 @@ static char *fdt_to_dts(const void *fdt)
             const char *name = fdt_get_name(fdt, off, NULL);
             if (depth > 0)
                 g_string_append_c(out, '\n');
-            g_string_append_printf(out, "%s%s {\n", indent, depth ? name : "/");
+            g_string_append_printf(out, "%s%s {\n", indent, depth ? (name ? name : "") : "/");
             depth++;
         } else if (tag == FDT_END_NODE) {
             depth--;
