@@ -331,8 +331,6 @@ static int skeleton_host_bridge(void *fdt, uint16_t segment)
 
     snprintf(name, sizeof(name), "pcie@%" PRIx64, base);
     node = fdt_add_subnode(fdt, 0, name);
-    if (node == -FDT_ERR_EXISTS)
-        return 0;
     if (node < 0)
         return node;
     err = fdt_setprop_string(fdt, node, "compatible", "pci-host-ecam-generic");
@@ -362,6 +360,11 @@ static int skeleton_mmio_device(void *fdt, uint64_t base)
     return err;
 }
 
+static int u16_cmp(const void *a, const void *b)
+{
+    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
 /*
  * A minimal tree in the arm virt machine's style holding what the
  * topology refers to: a host bridge per PCI segment in use and a
@@ -377,12 +380,21 @@ static void *build_skeleton(const struct viommu_topology *t, size_t *size, GErro
     err = err ? err : fdt_setprop_string(fdt, 0, "compatible", "linux,dummy-virt");
     err = err ? err : fdt_setprop_u32(fdt, 0, "#address-cells", 2);
     err = err ? err : fdt_setprop_u32(fdt, 0, "#size-cells", 2);
-    if (!err && t->transport == VIOMMU_TRANSPORT_PCI)
-        err = skeleton_host_bridge(fdt, t->pci_segment);
-    for (size_t i = 0; !err && i < t->n_pci_ranges; i++)
-        err = skeleton_host_bridge(fdt, t->pci_ranges[i].segment);
-    for (size_t i = 0; !err && i < t->n_mmio_endpoints; i++)
-        err = skeleton_mmio_device(fdt, t->mmio_endpoints[i].base);
+    /* Segments in use, sorted, each once. */
+    size_t n_segs = 0;
+    g_autofree uint16_t *segs = g_new(uint16_t, t->n_pci_ranges + 1);
+    if (t->transport == VIOMMU_TRANSPORT_PCI)
+        segs[n_segs++] = t->pci_segment;
+    for (size_t i = 0; i < t->n_pci_ranges; i++)
+        segs[n_segs++] = t->pci_ranges[i].segment;
+    qsort(segs, n_segs, sizeof(*segs), u16_cmp);
+
+    /* libfdt puts each new node first: adding in reverse prints in address order. */
+    for (size_t i = t->n_mmio_endpoints; !err && i > 0; i--)
+        err = skeleton_mmio_device(fdt, t->mmio_endpoints[i - 1].base);
+    for (size_t i = n_segs; !err && i > 0; i--)
+        if (i == n_segs || segs[i - 1] != segs[i])
+            err = skeleton_host_bridge(fdt, segs[i - 1]);
     if (err) {
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot build the base tree: %s",
                     fdt_strerror(err));
