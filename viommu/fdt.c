@@ -8,12 +8,16 @@
  * Every change is made on a working copy opened with fdt_open_into();
  * the caller's buffer is overwritten only once everything succeeded.
  *
- * One read-only walk indexes the tree (host bridges, nodes by the first
- * address of their `reg`), every check runs against that index, and
- * only then are the edits applied, from the highest node offset down:
- * an edit moves only what follows it, so the offsets still to be used
- * stay valid. This keeps the work O(n log n) for trees and topologies
- * with tens of thousands of endpoints.
+ * One read-only walk indexes the caller's tree (host bridges, nodes by
+ * the first address of their `reg`), every check runs against that
+ * index and plans the edits, and a second walk copies the tree into the
+ * working buffer with libfdt's sequential writer, adding the planned
+ * properties and node on the way. Splicing each edit into the blob
+ * instead (fdt_setprop) would move the rest of the blob every time,
+ * which is quadratic for tens of thousands of endpoints; this is
+ * O(n log n). New properties come first in their node and a new node
+ * first among its siblings, where fdt_setprop() and fdt_add_subnode()
+ * would put them, so the result prints as QEMU's trees do.
  */
 #include "describe_internal.h"
 
@@ -107,6 +111,7 @@ struct reg_node {
 };
 
 struct tree_index {
+    int root;
     GArray *bridges; /* struct bridge, by (has_domain first, domain, offset) */
     GArray *regs;    /* struct reg_node, by (base, offset) */
 };
@@ -147,21 +152,27 @@ static int tree_index_build(const void *fdt, struct tree_index *ix)
 {
     int stack[WALK_MAX_DEPTH];
     bool pci[WALK_MAX_DEPTH];
-    int depth = 0, node;
+    /*
+     * Starting at -1, libfdt counts the root as depth 0; the depth drops
+     * below 0 once the walk leaves the root (a checked tree has one).
+     */
+    int depth = -1, node;
 
     ix->bridges = g_array_new(FALSE, FALSE, sizeof(struct bridge));
     ix->regs = g_array_new(FALSE, FALSE, sizeof(struct reg_node));
-    for (node = fdt_next_node(fdt, -1, &depth); node >= 0;
+    for (node = fdt_next_node(fdt, -1, &depth); node >= 0 && depth >= 0;
          node = fdt_next_node(fdt, node, &depth)) {
         const fdt32_t *reg;
         int len, cells;
 
-        if (depth < 0 || depth >= WALK_MAX_DEPTH)
+        if (depth >= WALK_MAX_DEPTH)
             return -EINVAL;
         stack[depth] = node;
         pci[depth] = node_is_pci(fdt, node);
-        if (depth == 0)
+        if (depth == 0) {
+            ix->root = node;
             continue;
+        }
         if (pci[depth - 1])
             continue;
         if (pci[depth]) {
@@ -265,15 +276,16 @@ struct edit {
 
 struct plan {
     uint32_t phandle;
-    GArray *edits; /* struct edit */
-    GArray *map;   /* fdt32_t, every iommu-map back to back */
+    int root_address_cells, root_size_cells; /* for a new virtio_mmio node's reg */
+    GArray *edits;                           /* struct edit */
+    GArray *map;                             /* fdt32_t, every iommu-map back to back */
 };
 
-static int edit_cmp_descending(const void *a, const void *b)
+static int edit_cmp(const void *a, const void *b)
 {
     const struct edit *x = a, *y = b;
 
-    return (x->offset < y->offset) - (x->offset > y->offset);
+    return (x->offset > y->offset) - (x->offset < y->offset);
 }
 
 static void plan_edit(struct plan *p, struct edit e)
@@ -339,7 +351,7 @@ static int plan_mmio_iommu(const void *fdt, const struct tree_index *ix,
         return 0;
     }
 
-    int ac = fdt_address_cells(fdt, 0), sc = fdt_size_cells(fdt, 0);
+    int ac = fdt_address_cells(fdt, ix->root), sc = fdt_size_cells(fdt, ix->root);
     fdt32_t reg[4];
     char name[40];
 
@@ -349,14 +361,16 @@ static int plan_mmio_iommu(const void *fdt, const struct tree_index *ix,
         !write_cells(reg + ac, sc, viommu_topology_mmio_size(topo)))
         return -EINVAL;
     if (topo->mmio_irq_cells) {
-        cells = interrupt_parent_cells(fdt, 0);
+        cells = interrupt_parent_cells(fdt, ix->root);
         if (cells >= 0 && (unsigned int)cells != topo->mmio_irq_cells)
             return -EINVAL;
     }
     snprintf(name, sizeof(name), "virtio_mmio@%" PRIx64, topo->mmio_base);
-    if (fdt_subnode_offset(fdt, 0, name) >= 0)
+    if (fdt_subnode_offset(fdt, ix->root, name) >= 0)
         return -EEXIST;
-    plan_edit(p, (struct edit){.offset = 0, .kind = EDIT_MMIO_IOMMU_NEW});
+    p->root_address_cells = ac;
+    p->root_size_cells = sc;
+    plan_edit(p, (struct edit){.offset = ix->root, .kind = EDIT_MMIO_IOMMU_NEW});
     return 0;
 }
 
@@ -447,109 +461,195 @@ static int plan_mmio_endpoints(const void *fdt, const struct tree_index *ix,
     return 0;
 }
 
-static int set_irq(void *fdt, int node, const struct viommu_topology *topo)
+/* ------------------------------------------------------------------ */
+/* Writing the result                                                  */
+/* ------------------------------------------------------------------ */
+
+static int write_irq(void *out, const struct viommu_topology *topo)
 {
     fdt32_t irq[VIOMMU_DESCRIBE_MAX_IRQ_CELLS];
 
     for (unsigned int i = 0; i < topo->mmio_irq_cells; i++)
         irq[i] = cpu_to_fdt32(topo->mmio_irq[i]);
-    return fdt_setprop(fdt, node, "interrupts", irq, (int)(topo->mmio_irq_cells * sizeof(fdt32_t)));
+    return fdt_property(out, "interrupts", irq, (int)(topo->mmio_irq_cells * sizeof(fdt32_t)));
 }
 
-/* Applies one edit; returns 0 or a libfdt error. */
-static int apply_edit(void *fdt, const struct viommu_topology *topo, const struct plan *p,
-                      const struct edit *e)
+/* Writes the properties edit @e adds to an existing node. */
+static int write_new_props(void *out, const void *src, const struct viommu_topology *topo,
+                           const struct plan *p, const struct edit *e)
 {
-    static const char pci_compatible[] = "virtio,pci-iommu\0pci1af4,1057";
-    char name[40];
-    int node = e->offset, err = 0;
+    int err = 0;
 
     switch (e->kind) {
-    case EDIT_PCI_IOMMU: {
-        /* A PCI child's reg is <phys.hi phys.mid phys.lo size.hi size.lo>; config space is 0. */
-        fdt32_t reg[5] = {cpu_to_fdt32((uint32_t)topo->pci_bdf << 8)};
-
-        snprintf(name, sizeof(name), "virtio_iommu@%x,%x", (topo->pci_bdf >> 3) & 0x1f,
-                 topo->pci_bdf & 7);
-        node = fdt_add_subnode(fdt, node, name);
-        if (node < 0)
-            return node;
-        /* libfdt puts each new property first, so this order prints as QEMU's does. */
-        err = fdt_setprop(fdt, node, "compatible", pci_compatible, sizeof(pci_compatible));
-        err = err ? err : fdt_setprop(fdt, node, "reg", reg, sizeof(reg));
-        break;
-    }
-    case EDIT_MMIO_IOMMU_NEW: {
-        int ac = fdt_address_cells(fdt, 0), sc = fdt_size_cells(fdt, 0);
-        fdt32_t reg[4];
-
-        /* Both were checked while planning. */
-        write_cells(reg, ac, topo->mmio_base);
-        write_cells(reg + ac, sc, viommu_topology_mmio_size(topo));
-        snprintf(name, sizeof(name), "virtio_mmio@%" PRIx64, topo->mmio_base);
-        node = fdt_add_subnode(fdt, 0, name);
-        if (node < 0)
-            return node;
-        err = fdt_setprop(fdt, node, "compatible", "virtio,mmio", sizeof("virtio,mmio"));
-        err = err ? err : fdt_setprop(fdt, node, "reg", reg, (int)((ac + sc) * sizeof(fdt32_t)));
-        if (!err && topo->mmio_irq_cells)
-            err = set_irq(fdt, node, topo);
-        if (!err && topo->mmio_dma_coherent)
-            err = fdt_setprop_empty(fdt, node, "dma-coherent");
-        break;
-    }
-    case EDIT_MMIO_IOMMU_EXISTING:
-        if (e->set_irq)
-            err = set_irq(fdt, node, topo);
-        break;
     case EDIT_IOMMU_MAP:
         if ((size_t)e->n_cells * sizeof(fdt32_t) > INT_MAX)
             return -FDT_ERR_NOSPACE;
-        return fdt_setprop(fdt, node, "iommu-map", &g_array_index(p->map, fdt32_t, e->arg),
-                           (int)(e->n_cells * sizeof(fdt32_t)));
+        return fdt_property(out, "iommu-map", &g_array_index(p->map, fdt32_t, e->arg),
+                            (int)(e->n_cells * sizeof(fdt32_t)));
     case EDIT_IOMMUS: {
         fdt32_t iommus[2] = {cpu_to_fdt32(p->phandle), cpu_to_fdt32(e->arg)};
-        return fdt_setprop(fdt, node, "iommus", iommus, sizeof(iommus));
+        return fdt_property(out, "iommus", iommus, sizeof(iommus));
     }
+    case EDIT_MMIO_IOMMU_EXISTING:
+        if (!fdt_get_phandle(src, e->offset))
+            err = fdt_property_u32(out, "phandle", p->phandle);
+        err = err ? err : fdt_property_u32(out, "#iommu-cells", 1);
+        if (!err && e->set_irq)
+            err = write_irq(out, topo);
+        return err;
+    default:
+        return 0;
     }
+}
 
-    /* What every virtio-iommu node gets, whichever way it was made. */
-    err = err ? err : fdt_setprop_u32(fdt, node, "#iommu-cells", 1);
-    if (!err && !fdt_get_phandle(fdt, node))
-        err = fdt_setprop_u32(fdt, node, "phandle", p->phandle);
+/* Writes the new virtio-iommu node of edit @e. */
+static int write_new_node(void *out, const struct viommu_topology *topo, const struct plan *p,
+                          const struct edit *e)
+{
+    static const char pci_compatible[] = "virtio,pci-iommu\0pci1af4,1057";
+    char name[40];
+    int err;
+
+    if (e->kind == EDIT_PCI_IOMMU)
+        snprintf(name, sizeof(name), "virtio_iommu@%x,%x", (topo->pci_bdf >> 3) & 0x1f,
+                 topo->pci_bdf & 7);
+    else
+        snprintf(name, sizeof(name), "virtio_mmio@%" PRIx64, topo->mmio_base);
+    err = fdt_begin_node(out, name);
+    err = err ? err : fdt_property_u32(out, "phandle", p->phandle);
+    err = err ? err : fdt_property_u32(out, "#iommu-cells", 1);
+    if (err)
+        return err;
+
+    if (e->kind == EDIT_PCI_IOMMU) {
+        /* A PCI child's reg is <phys.hi phys.mid phys.lo size.hi size.lo>; config space is 0. */
+        fdt32_t reg[5] = {cpu_to_fdt32((uint32_t)topo->pci_bdf << 8)};
+
+        err = fdt_property(out, "reg", reg, sizeof(reg));
+        err = err ? err : fdt_property(out, "compatible", pci_compatible, sizeof(pci_compatible));
+    } else {
+        int ac = p->root_address_cells, sc = p->root_size_cells;
+        fdt32_t reg[4];
+
+        /* Both fit: checked while planning. */
+        write_cells(reg, ac, topo->mmio_base);
+        write_cells(reg + ac, sc, viommu_topology_mmio_size(topo));
+        if (topo->mmio_dma_coherent)
+            err = fdt_property(out, "dma-coherent", NULL, 0);
+        if (!err && topo->mmio_irq_cells)
+            err = write_irq(out, topo);
+        err = err ? err : fdt_property(out, "reg", reg, (int)((ac + sc) * sizeof(fdt32_t)));
+        err = err ? err : fdt_property(out, "compatible", "virtio,mmio", sizeof("virtio,mmio"));
+    }
+    return err ? err : fdt_end_node(out);
+}
+
+/*
+ * Copies @src into @out (@size bytes) with the planned edits, whose
+ * array is sorted by offset. Returns 0 or a libfdt error.
+ */
+static int write_tree(const void *src, void *out, int size, const struct viommu_topology *topo,
+                      const struct plan *p)
+{
+    const struct edit *edits = (const struct edit *)(const void *)p->edits->data;
+    size_t n_edits = p->edits->len, e = 0;
+    const struct edit *pending = NULL; /* a new node, written before its parent's first child */
+    int n_rsv = fdt_num_mem_rsv(src), offset = 0, next, err;
+
+    err = fdt_create(out, size);
+    for (int i = 0; !err && i < n_rsv; i++) {
+        uint64_t address, rsv_size;
+
+        err = fdt_get_mem_rsv(src, i, &address, &rsv_size);
+        err = err ? err : fdt_add_reservemap_entry(out, address, rsv_size);
+    }
+    err = err ? err : fdt_finish_reservemap(out);
+
+    while (!err) {
+        uint32_t tag = fdt_next_tag(src, offset, &next);
+        const char *name;
+        const void *val;
+        int len;
+
+        if (next < 0)
+            return next;
+        if (pending && (tag == FDT_BEGIN_NODE || tag == FDT_END_NODE)) {
+            err = write_new_node(out, topo, p, pending);
+            pending = NULL;
+            if (err)
+                break;
+        }
+        switch (tag) {
+        case FDT_BEGIN_NODE:
+            name = fdt_get_name(src, offset, NULL);
+            if (!name)
+                return -FDT_ERR_BADSTRUCTURE;
+            err = fdt_begin_node(out, name);
+            for (; !err && e < n_edits && edits[e].offset == offset; e++) {
+                if (edits[e].kind == EDIT_PCI_IOMMU || edits[e].kind == EDIT_MMIO_IOMMU_NEW)
+                    pending = &edits[e];
+                else
+                    err = write_new_props(out, src, topo, p, &edits[e]);
+            }
+            break;
+        case FDT_PROP:
+            val = fdt_getprop_by_offset(src, offset, &name, &len);
+            if (!val)
+                return len;
+            /* libfdt 1.6.1's fdt_check_full() lets a length of 2^31 or more through. */
+            if (len < 0)
+                return -FDT_ERR_BADSTRUCTURE;
+            err = fdt_property(out, name, val, len);
+            break;
+        case FDT_END_NODE:
+            err = fdt_end_node(out);
+            break;
+        case FDT_NOP:
+            break;
+        case FDT_END:
+            return fdt_finish(out);
+        default:
+            return -FDT_ERR_BADSTRUCTURE;
+        }
+        offset = next;
+    }
     return err;
 }
 
-static int add_to_copy(void *fdt, const struct viommu_topology *topo, uint32_t *phandle)
+/* Plans against @src and writes the result into @out of @size bytes. */
+static int describe_into(const void *src, void *out, int size, const struct viommu_topology *topo,
+                         uint32_t *phandle)
 {
     struct tree_index ix = {0};
     struct plan p = {
         .edits = g_array_new(FALSE, FALSE, sizeof(struct edit)),
         .map = g_array_new(FALSE, FALSE, sizeof(fdt32_t)),
     };
-    int ret = fdt_generate_phandle(fdt, &p.phandle);
+    int ret = fdt_generate_phandle(src, &p.phandle);
 
     if (ret) {
         ret = fdt_errno(ret);
         goto out;
     }
-    ret = tree_index_build(fdt, &ix);
+    ret = tree_index_build(src, &ix);
     if (ret)
         goto out;
     /* The IOMMU first: an existing node may bring its own phandle for the others. */
     if (topo->transport == VIOMMU_TRANSPORT_PCI)
-        ret = plan_pci_iommu(fdt, &ix, topo, &p);
+        ret = plan_pci_iommu(src, &ix, topo, &p);
     else
-        ret = plan_mmio_iommu(fdt, &ix, topo, &p);
-    ret = ret ? ret : plan_pci_endpoints(fdt, &ix, topo, &p);
-    ret = ret ? ret : plan_mmio_endpoints(fdt, &ix, topo, &p);
+        ret = plan_mmio_iommu(src, &ix, topo, &p);
+    ret = ret ? ret : plan_pci_endpoints(src, &ix, topo, &p);
+    ret = ret ? ret : plan_mmio_endpoints(src, &ix, topo, &p);
     if (ret)
         goto out;
 
-    /* Highest offset first; edits sharing a node each leave its offset valid. */
-    g_array_sort(p.edits, edit_cmp_descending);
-    for (guint i = 0; i < p.edits->len && !ret; i++)
-        ret = fdt_errno(apply_edit(fdt, topo, &p, &g_array_index(p.edits, struct edit, i)));
+    /* Stable: a bridge's iommu-map and its new node keep their planned order. */
+    g_array_sort(p.edits, edit_cmp);
+    ret = write_tree(src, out, size, topo, &p);
+    /* The blob keeps the whole buffer as room to grow, as fdt_open_into() leaves it. */
+    ret = ret ? ret : fdt_open_into(out, out, size);
+    ret = fdt_errno(ret);
     if (!ret)
         *phandle = p.phandle;
 out:
@@ -578,15 +678,10 @@ int viommu_fdt_add(void *fdt, size_t bufsize, const struct viommu_topology *topo
         fdt_totalsize(fdt) > (size_t)size || fdt_check_full(fdt, fdt_totalsize(fdt)) != 0)
         return -EINVAL;
 
-    work = g_try_malloc(bufsize);
+    work = g_try_malloc((size_t)size);
     if (!work)
         return -ENOMEM;
-    ret = fdt_open_into(fdt, work, size);
-    if (ret) {
-        ret = fdt_errno(ret);
-        goto out_free;
-    }
-    ret = add_to_copy(work, topo, &ph);
+    ret = describe_into(fdt, work, size, topo, &ph);
     if (ret)
         goto out_free;
     memcpy(fdt, work, fdt_totalsize(work));

@@ -458,9 +458,9 @@ static const char *fdt_add_failure(int err)
     case -EEXIST:
         return "the tree already describes this virtio-iommu or an endpoint's IOMMU";
     case -EINVAL:
-        return "the tree does not fit the topology (virtio-iommu off its host bridge's root "
-               "bus, interrupt cells not matching the interrupt parent, an address that fits "
-               "no reg or matches several nodes)";
+        return "the tree is malformed or does not fit the topology (virtio-iommu off its host "
+               "bridge's root bus, interrupt cells not matching the interrupt parent, an "
+               "address that fits no reg or matches several nodes)";
     case -ENOSPC:
         return "the tree grew past its size limit";
     default:
@@ -607,7 +607,7 @@ static char *fdt_to_dts(const void *fdt)
             const char *name;
             int len;
             const uint8_t *val = fdt_getprop_by_offset(fdt, off, &name, &len);
-            if (!val)
+            if (!val || len < 0)
                 break;
             g_string_append_printf(out, "%s%s", indent, name);
             print_value(out, val, len);

@@ -377,6 +377,24 @@ Test(viommu_fdt, refuses_a_blob_older_than_version_16_without_crashing)
     assert_refused_unchanged(fdt, BUF_SIZE, &t, -EINVAL);
 }
 
+Test(viommu_fdt, refuses_a_property_length_past_2_to_the_31_that_libfdt_lets_through)
+{
+    g_autofree char *path = g_build_filename(TEST_DATA_DIR, "fdt-negative-length.bin", NULL);
+    g_autofree char *data = NULL;
+    gsize len;
+    struct viommu_topology t = {.transport = VIOMMU_TRANSPORT_MMIO,
+                                .mmio_base = 0xa003e00,
+                                .mmio_irq = {0, 0x2f, 1},
+                                .mmio_irq_cells = 3};
+
+    cr_assert(g_file_get_contents(path, &data, &len, NULL));
+    g_autofree void *fdt = g_malloc0(len + 1024);
+    memcpy(fdt, data, len);
+    /* The blob runs on into the zeroed tail of the buffer, as the fuzzer found it. */
+    cr_assert_eq(fdt_check_full(fdt, fdt_totalsize(fdt)), 0, "libfdt no longer accepts this blob");
+    assert_refused_unchanged(fdt, len + 1024, &t, -EINVAL);
+}
+
 Test(viommu_fdt, refuses_an_invalid_topology)
 {
     g_autofree void *fdt = new_tree();
@@ -568,9 +586,13 @@ Test(viommu_fdt, describes_the_most_mmio_endpoints_a_topology_can_hold)
 
     cr_assert_eq(viommu_fdt_add(fdt, size, &t, &phandle), 0);
     for (int node = fdt_first_subnode(fdt, 0); node >= 0; node = fdt_next_subnode(fdt, node)) {
-        const fdt64_t *reg = fdt_getprop(fdt, node, "reg", NULL);
+        const void *reg = fdt_getprop(fdt, node, "reg", NULL);
         const fdt32_t *iommus = fdt_getprop(fdt, node, "iommus", NULL);
-        uint64_t base = fdt64_to_cpu(reg[0]);
+        fdt64_t reg0;
+
+        /* Properties are only 4-byte aligned. */
+        memcpy(&reg0, reg, sizeof(reg0));
+        uint64_t base = fdt64_to_cpu(reg0);
 
         if (base == 0x1000)
             continue;
