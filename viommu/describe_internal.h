@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * describe_internal.h - helpers shared by describe.c, fdt.c and viot.c.
+ * describe_internal.h - helpers shared by fdt.c and viot.c.
  */
 #ifndef VIOMMU_DESCRIBE_INTERNAL_H
 #define VIOMMU_DESCRIBE_INTERNAL_H

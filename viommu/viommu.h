@@ -816,7 +816,9 @@ struct viommu_topology {
 /**
  * viommu_topology_check - validate a topology.
  * @topo: the topology.
- * @error: optional; receives a sentence naming the offending item.
+ * @error: optional; receives a sentence naming the offending item, in
+ *         the G_FILE_ERROR domain with the code g_file_error_from_errno()
+ *         gives for the returned errno.
  *
  * A topology is valid when: the transport is known; an MMIO window is
  * non-empty and does not wrap past 2^64; at most
@@ -877,8 +879,8 @@ VIOMMU_API int viommu_topology_check(const struct viommu_topology *topo, GError 
  * Returns:
  *   0 on success,
  *   -EINVAL for an invalid topology (viommu_topology_check()), a NULL
- *           @fdt, a blob that is not a valid device tree or whose
- *           totalsize exceeds @bufsize, an interrupt parent whose
+ *           @fdt, a blob that is not a valid device tree (of version 16
+ *           or later) or whose totalsize exceeds @bufsize, an interrupt parent whose
  *           `#interrupt-cells` differs from @mmio_irq_cells, a
  *           virtio-iommu off its host bridge's root bus, or an address
  *           that matches the `reg` of more than one node,
@@ -888,6 +890,8 @@ VIOMMU_API int viommu_topology_check(const struct viommu_topology *topo, GError 
  *           its MMIO base is not "virtio,mmio" or already has
  *           `#iommu-cells`), or a host bridge already has an `iommu-map`,
  *           or an MMIO endpoint already has `iommus`,
+ *   -E2BIG when the topology has more endpoints than a VIOT table can
+ *           hold (the same limit applies to both descriptions),
  *   -ENOSPC when the result does not fit in @bufsize bytes,
  *   -ERANGE when the tree has no phandle left to give,
  *   -ENOMEM when the working copy cannot be allocated.
@@ -999,7 +1003,8 @@ struct viommu_viot {
  * @table: the bytes; @size: how many there are.
  * @out: receives the decoded table, owned by the caller, freed with
  *       viommu_viot_free(); left untouched on error.
- * @error: optional; receives a sentence saying what is wrong and where.
+ * @error: optional; receives a sentence saying what is wrong and where
+ *         (G_FILE_ERROR domain, as for viommu_topology_check()).
  *
  * Checks, before using anything: signature "VIOT", the header's length
  * against @size (equal) and against the 48-byte minimum, the checksum,

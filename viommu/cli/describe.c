@@ -320,6 +320,7 @@ static bool build_topology(const struct options *o, struct topo_storage *s, GErr
 /* Device tree                                                         */
 /* ------------------------------------------------------------------ */
 
+/* Writes a host bridge node for @segment (sequential-write mode). */
 static int skeleton_host_bridge(void *fdt, uint16_t segment)
 {
     uint64_t base = SKELETON_ECAM_SIZE * (segment + 1ull);
@@ -327,69 +328,108 @@ static int skeleton_host_bridge(void *fdt, uint16_t segment)
                       cpu_to_fdt32((uint32_t)SKELETON_ECAM_SIZE)};
     fdt32_t bus_range[2] = {0, cpu_to_fdt32(0xff)};
     char name[32];
-    int node, err;
+    int err;
 
     snprintf(name, sizeof(name), "pcie@%" PRIx64, base);
-    node = fdt_add_subnode(fdt, 0, name);
-    if (node == -FDT_ERR_EXISTS)
-        return 0;
-    if (node < 0)
-        return node;
-    err = fdt_setprop_string(fdt, node, "compatible", "pci-host-ecam-generic");
-    err = err ? err : fdt_setprop_string(fdt, node, "device_type", "pci");
-    err = err ? err : fdt_setprop_u32(fdt, node, "#address-cells", 3);
-    err = err ? err : fdt_setprop_u32(fdt, node, "#size-cells", 2);
-    err = err ? err : fdt_setprop_u32(fdt, node, "linux,pci-domain", segment);
-    err = err ? err : fdt_setprop(fdt, node, "bus-range", bus_range, sizeof(bus_range));
-    err = err ? err : fdt_setprop(fdt, node, "reg", reg, sizeof(reg));
-    return err;
+    err = fdt_begin_node(fdt, name);
+    err = err ? err : fdt_property_string(fdt, "compatible", "pci-host-ecam-generic");
+    err = err ? err : fdt_property_string(fdt, "device_type", "pci");
+    err = err ? err : fdt_property_u32(fdt, "#address-cells", 3);
+    err = err ? err : fdt_property_u32(fdt, "#size-cells", 2);
+    err = err ? err : fdt_property_u32(fdt, "linux,pci-domain", segment);
+    err = err ? err : fdt_property(fdt, "bus-range", bus_range, sizeof(bus_range));
+    err = err ? err : fdt_property(fdt, "reg", reg, sizeof(reg));
+    return err ? err : fdt_end_node(fdt);
 }
 
+/* Writes a virtio-mmio node at @base (sequential-write mode). */
 static int skeleton_mmio_device(void *fdt, uint64_t base)
 {
     fdt32_t reg[4] = {cpu_to_fdt32((uint32_t)(base >> 32)), cpu_to_fdt32((uint32_t)base), 0,
                       cpu_to_fdt32(VIOMMU_MMIO_DEFAULT_SIZE)};
     char name[40];
-    int node, err;
+    int err;
 
     snprintf(name, sizeof(name), "virtio_mmio@%" PRIx64, base);
-    node = fdt_add_subnode(fdt, 0, name);
-    if (node < 0)
-        return node;
-    err = fdt_setprop_string(fdt, node, "compatible", "virtio,mmio");
-    err = err ? err : fdt_setprop(fdt, node, "reg", reg, sizeof(reg));
-    err = err ? err : fdt_setprop_empty(fdt, node, "dma-coherent");
-    return err;
+    err = fdt_begin_node(fdt, name);
+    err = err ? err : fdt_property_string(fdt, "compatible", "virtio,mmio");
+    err = err ? err : fdt_property(fdt, "reg", reg, sizeof(reg));
+    err = err ? err : fdt_property(fdt, "dma-coherent", NULL, 0);
+    return err ? err : fdt_end_node(fdt);
+}
+
+static int u16_cmp(const void *a, const void *b)
+{
+    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/*
+ * Writes the skeleton into @fdt of @size bytes with libfdt's sequential
+ * writer, which costs O(size) where adding nodes one by one to a
+ * finished tree would search the root's children each time.
+ */
+static int write_skeleton(void *fdt, int size, const uint16_t *segs, size_t n_segs,
+                          const uint64_t *bases, size_t n_bases)
+{
+    int err = fdt_create(fdt, size);
+
+    err = err ? err : fdt_finish_reservemap(fdt);
+    err = err ? err : fdt_begin_node(fdt, "");
+    err = err ? err : fdt_property_string(fdt, "compatible", "linux,dummy-virt");
+    err = err ? err : fdt_property_u32(fdt, "#address-cells", 2);
+    err = err ? err : fdt_property_u32(fdt, "#size-cells", 2);
+    for (size_t i = 0; !err && i < n_segs; i++)
+        if (i == 0 || segs[i] != segs[i - 1])
+            err = skeleton_host_bridge(fdt, segs[i]);
+    for (size_t i = 0; !err && i < n_bases; i++)
+        err = skeleton_mmio_device(fdt, bases[i]);
+    err = err ? err : fdt_end_node(fdt);
+    return err ? err : fdt_finish(fdt);
 }
 
 /*
  * A minimal tree in the arm virt machine's style holding what the
  * topology refers to: a host bridge per PCI segment in use and a
- * virtio-mmio node per MMIO endpoint.
+ * virtio-mmio node per MMIO endpoint, in address order.
  */
 static void *build_skeleton(const struct viommu_topology *t, size_t *size, GError **error)
 {
-    size_t bufsize = 4096 + t->n_pci_ranges * 256 + t->n_mmio_endpoints * 256;
-    g_autofree void *fdt = g_malloc(bufsize);
+    g_autofree uint16_t *segs = g_new(uint16_t, t->n_pci_ranges + 1);
+    g_autofree uint64_t *bases = g_new(uint64_t, t->n_mmio_endpoints + 1);
+    size_t n_segs = 0, bufsize = 4096 + (t->n_pci_ranges + t->n_mmio_endpoints) * 160;
     int err;
 
-    err = fdt_create_empty_tree(fdt, (int)bufsize);
-    err = err ? err : fdt_setprop_string(fdt, 0, "compatible", "linux,dummy-virt");
-    err = err ? err : fdt_setprop_u32(fdt, 0, "#address-cells", 2);
-    err = err ? err : fdt_setprop_u32(fdt, 0, "#size-cells", 2);
-    if (!err && t->transport == VIOMMU_TRANSPORT_PCI)
-        err = skeleton_host_bridge(fdt, t->pci_segment);
-    for (size_t i = 0; !err && i < t->n_pci_ranges; i++)
-        err = skeleton_host_bridge(fdt, t->pci_ranges[i].segment);
-    for (size_t i = 0; !err && i < t->n_mmio_endpoints; i++)
-        err = skeleton_mmio_device(fdt, t->mmio_endpoints[i].base);
-    if (err) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot build the base tree: %s",
-                    fdt_strerror(err));
-        return NULL;
+    if (t->transport == VIOMMU_TRANSPORT_PCI)
+        segs[n_segs++] = t->pci_segment;
+    for (size_t i = 0; i < t->n_pci_ranges; i++)
+        segs[n_segs++] = t->pci_ranges[i].segment;
+    qsort(segs, n_segs, sizeof(*segs), u16_cmp);
+    for (size_t i = 0; i < t->n_mmio_endpoints; i++)
+        bases[i] = t->mmio_endpoints[i].base;
+    qsort(bases, t->n_mmio_endpoints, sizeof(*bases), u64_cmp);
+
+    for (;;) {
+        g_autofree void *fdt = g_malloc(bufsize);
+
+        err = write_skeleton(fdt, (int)bufsize, segs, n_segs, bases, t->n_mmio_endpoints);
+        if (!err) {
+            *size = fdt_totalsize(fdt);
+            return g_steal_pointer(&fdt);
+        }
+        if (err != -FDT_ERR_NOSPACE || bufsize >= FDT_MAX_SIZE)
+            break;
+        bufsize = MIN(bufsize * 2, (size_t)FDT_MAX_SIZE);
     }
-    *size = bufsize;
-    return g_steal_pointer(&fdt);
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot build the base tree: %s",
+                fdt_strerror(err));
+    return NULL;
 }
 
 static void *load_dtb(const char *path, size_t *size, GError **error)
@@ -399,8 +439,9 @@ static void *load_dtb(const char *path, size_t *size, GError **error)
 
     if (!g_file_get_contents(path, &data, &len, error))
         return NULL;
-    if (len < FDT_V1_SIZE || fdt_check_header(data) != 0 || fdt_totalsize(data) > len ||
-        fdt_check_full(data, fdt_totalsize(data)) != 0) {
+    /* Version 16 at least: libfdt 1.6.1's fdt_check_full() crashes on older blobs. */
+    if (len < FDT_V1_SIZE || fdt_check_header(data) != 0 || fdt_version(data) < 16 ||
+        fdt_totalsize(data) > len || fdt_check_full(data, fdt_totalsize(data)) != 0) {
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s is not a valid .dtb", path);
         return NULL;
     }
@@ -417,9 +458,9 @@ static const char *fdt_add_failure(int err)
     case -EEXIST:
         return "the tree already describes this virtio-iommu or an endpoint's IOMMU";
     case -EINVAL:
-        return "the tree does not fit the topology (virtio-iommu off its host bridge's root "
-               "bus, interrupt cells not matching the interrupt parent, an address that fits "
-               "no reg or matches several nodes)";
+        return "the tree is malformed or does not fit the topology (virtio-iommu off its host "
+               "bridge's root bus, interrupt cells not matching the interrupt parent, an "
+               "address that fits no reg or matches several nodes)";
     case -ENOSPC:
         return "the tree grew past its size limit";
     default:
@@ -431,7 +472,9 @@ static const char *fdt_add_failure(int err)
 static void *describe_fdt(const void *base, size_t base_size, const struct viommu_topology *t,
                           GError **error)
 {
-    size_t size = MAX(base_size, (size_t)fdt_totalsize(base)) + 4096;
+    /* Enough for the usual case at once: an iommus or two map entries per endpoint. */
+    size_t size = MAX(base_size, (size_t)fdt_totalsize(base)) + 4096 +
+                  32 * (t->n_pci_ranges + t->n_mmio_endpoints);
     int err;
 
     for (;;) {
@@ -555,7 +598,7 @@ static char *fdt_to_dts(const void *fdt)
             const char *name = fdt_get_name(fdt, off, NULL);
             if (depth > 0)
                 g_string_append_c(out, '\n');
-            g_string_append_printf(out, "%s%s {\n", indent, depth ? name : "/");
+            g_string_append_printf(out, "%s%s {\n", indent, depth ? (name ? name : "") : "/");
             depth++;
         } else if (tag == FDT_END_NODE) {
             depth--;
@@ -564,7 +607,7 @@ static char *fdt_to_dts(const void *fdt)
             const char *name;
             int len;
             const uint8_t *val = fdt_getprop_by_offset(fdt, off, &name, &len);
-            if (!val)
+            if (!val || len < 0)
                 break;
             g_string_append_printf(out, "%s%s", indent, name);
             print_value(out, val, len);

@@ -194,6 +194,13 @@ Test(describe_cli, adds_to_a_given_dtb_what_qemu_gives_arm_virt)
     got = dtc_decode(out);
     cr_assert(g_file_get_contents(ref_path, &reference, NULL, NULL));
     cr_assert_str_eq(got, reference);
+    run_free(&r);
+
+    /* The built-in printer renders the whole virt tree as dtc does. */
+    r = describe("--dtb", base, "--pci-iommu", "00:02.0", "--endpoints", "0000-ffff",
+                 "--builtin-printer", NULL);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert_str_eq(r.out, reference);
     remove_tmp(base);
     remove_tmp(out);
     run_free(&r);

@@ -366,6 +366,35 @@ Test(viommu_fdt, refuses_what_is_not_a_device_tree)
     cr_assert_eq(viommu_fdt_add(NULL, BUF_SIZE, &t, NULL), -EINVAL);
 }
 
+Test(viommu_fdt, refuses_a_blob_older_than_version_16_without_crashing)
+{
+    g_autofree void *fdt = new_tree();
+    struct viommu_topology t = {.transport = VIOMMU_TRANSPORT_PCI, .pci_bdf = 0x10};
+
+    add_host_bridge(fdt, "pcie@10000000", -1, 0);
+    /* Version 9 makes libfdt 1.6.1's fdt_check_full() dereference NULL. */
+    fdt_set_version(fdt, 9);
+    assert_refused_unchanged(fdt, BUF_SIZE, &t, -EINVAL);
+}
+
+Test(viommu_fdt, refuses_a_property_length_past_2_to_the_31_that_libfdt_lets_through)
+{
+    g_autofree char *path = g_build_filename(TEST_DATA_DIR, "fdt-negative-length.bin", NULL);
+    g_autofree char *data = NULL;
+    gsize len;
+    struct viommu_topology t = {.transport = VIOMMU_TRANSPORT_MMIO,
+                                .mmio_base = 0xa003e00,
+                                .mmio_irq = {0, 0x2f, 1},
+                                .mmio_irq_cells = 3};
+
+    cr_assert(g_file_get_contents(path, &data, &len, NULL));
+    g_autofree void *fdt = g_malloc0(len + 1024);
+    memcpy(fdt, data, len);
+    /* The blob runs on into the zeroed tail of the buffer, as the fuzzer found it. */
+    cr_assert_eq(fdt_check_full(fdt, fdt_totalsize(fdt)), 0, "libfdt no longer accepts this blob");
+    assert_refused_unchanged(fdt, len + 1024, &t, -EINVAL);
+}
+
 Test(viommu_fdt, refuses_an_invalid_topology)
 {
     g_autofree void *fdt = new_tree();
@@ -519,4 +548,58 @@ Test(viommu_fdt, refuses_an_address_matching_several_nodes)
     cr_assert(dup >= 0);
     cr_assert_eq(fdt_setprop_u64(fdt, dup, "reg", 0xa003a00), 0);
     assert_refused_unchanged(fdt, BUF_SIZE, &t, -EINVAL);
+}
+
+Test(viommu_fdt, describes_the_most_mmio_endpoints_a_topology_can_hold)
+{
+    const size_t n = 65534, size = 16u << 20;
+    g_autofree struct viommu_mmio_endpoint *eps = g_new(struct viommu_mmio_endpoint, n);
+    g_autofree void *fdt = g_malloc(size);
+    struct viommu_topology t = {.transport = VIOMMU_TRANSPORT_MMIO,
+                                .mmio_base = 0x1000,
+                                .mmio_endpoints = eps,
+                                .n_mmio_endpoints = n};
+    uint32_t phandle = 0;
+    size_t seen = 0;
+
+    /* Sequential writes keep building the base tree linear in its size. */
+    cr_assert_eq(fdt_create(fdt, (int)size), 0);
+    cr_assert_eq(fdt_finish_reservemap(fdt), 0);
+    cr_assert_eq(fdt_begin_node(fdt, ""), 0);
+    cr_assert_eq(fdt_property_u32(fdt, "#address-cells", 2), 0);
+    cr_assert_eq(fdt_property_u32(fdt, "#size-cells", 2), 0);
+    for (size_t i = 0; i < n; i++) {
+        char name[40];
+        fdt64_t reg[2] = {cpu_to_fdt64(0x100000000ull + i * 0x200), cpu_to_fdt64(0x200)};
+
+        /* Endpoints listed in reverse ID order, so lookups cannot follow the tree. */
+        eps[i] = (struct viommu_mmio_endpoint){.base = 0x100000000ull + i * 0x200,
+                                               .endpoint = (uint32_t)(n - i)};
+        snprintf(name, sizeof(name), "virtio_mmio@%" PRIx64,
+                 (uint64_t)(0x100000000ull + i * 0x200));
+        cr_assert_eq(fdt_begin_node(fdt, name), 0);
+        cr_assert_eq(fdt_property(fdt, "reg", reg, sizeof(reg)), 0);
+        cr_assert_eq(fdt_end_node(fdt), 0);
+    }
+    cr_assert_eq(fdt_end_node(fdt), 0);
+    cr_assert_eq(fdt_finish(fdt), 0);
+
+    cr_assert_eq(viommu_fdt_add(fdt, size, &t, &phandle), 0);
+    for (int node = fdt_first_subnode(fdt, 0); node >= 0; node = fdt_next_subnode(fdt, node)) {
+        const void *reg = fdt_getprop(fdt, node, "reg", NULL);
+        const fdt32_t *iommus = fdt_getprop(fdt, node, "iommus", NULL);
+        fdt64_t reg0;
+
+        /* Properties are only 4-byte aligned. */
+        memcpy(&reg0, reg, sizeof(reg0));
+        uint64_t base = fdt64_to_cpu(reg0);
+
+        if (base == 0x1000)
+            continue;
+        cr_assert_not_null(iommus, "no iommus at 0x%" PRIx64, base);
+        cr_assert_eq(fdt32_to_cpu(iommus[0]), phandle);
+        cr_assert_eq(fdt32_to_cpu(iommus[1]), n - (base - 0x100000000ull) / 0x200);
+        seen++;
+    }
+    cr_assert_eq(seen, n);
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_describe.c - topology validation, the rules both writers rely on.
+ * test_topology.c - topology validation, the rules both writers rely on.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
