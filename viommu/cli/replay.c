@@ -456,7 +456,8 @@ static int handle_event(engine *e, const qemu_log_event *ev, GError **error)
         return 0;
     case QEMU_LOG_TRANSLATE:
     case QEMU_LOG_TRANSLATE_OUT:
-        e->sum->translations++;
+        if (ev->type == QEMU_LOG_TRANSLATE)
+            e->sum->translations++;
         /* The device must have run every request QEMU ran before the access. */
         ret = flush(e, error);
         if (ret < 0)
