@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "replay.h"
+#include "replay_print.h"
 #include "translate_check.h"
 #include "vfio_backend.h"
 
@@ -29,52 +30,6 @@ typedef struct replay_output {
     vfio_backend_summary vfio;
 } replay_output;
 
-static const char *status_name(int status)
-{
-    const char *name = viommu_status_name(status);
-
-    return name ? name : "UNKNOWN";
-}
-
-static void print_request_json(const replay_request *r)
-{
-    printf("{\"seq\":%" PRIu64 ",\"line\":%" PRIu64 ",\"batch\":%" PRIu64 ",\"type\":\"%s\"",
-           r->seq, r->line, r->batch, viommu_type_name(r->type));
-    if (r->has_domain)
-        printf(",\"domain\":%" PRIu32, r->domain);
-    if (r->has_endpoint)
-        printf(",\"endpoint\":%" PRIu32, r->endpoint);
-    /* Addresses are strings: JSON readers lose 64-bit integers above 2^53. */
-    if (r->has_virt)
-        printf(",\"virt_start\":\"0x%" PRIx64 "\",\"virt_end\":\"0x%" PRIx64 "\"", r->virt_start,
-               r->virt_end);
-    if (r->has_phys)
-        printf(",\"phys_start\":\"0x%" PRIx64 "\"", r->phys_start);
-    if (r->has_flags)
-        printf(",\"flags\":%" PRIu32, r->flags);
-    printf(",\"status\":\"%s\"", status_name(r->status));
-    if (r->type == VIRTIO_IOMMU_T_PROBE && r->status == VIRTIO_IOMMU_S_OK)
-        printf(",\"probe_matches_trace\":%s", r->probe_mismatch ? "false" : "true");
-    printf("}\n");
-}
-
-static void print_request_text(const replay_request *r)
-{
-    printf("%" PRIu64 " (line %" PRIu64 "): %s", r->seq, r->line, viommu_type_name(r->type));
-    if (r->has_domain)
-        printf(" domain=%" PRIu32, r->domain);
-    if (r->has_endpoint)
-        printf(" endpoint=%" PRIu32, r->endpoint);
-    if (r->has_virt)
-        printf(" virt_start=0x%" PRIx64 " virt_end=0x%" PRIx64, r->virt_start, r->virt_end);
-    if (r->has_phys)
-        printf(" phys_start=0x%" PRIx64, r->phys_start);
-    if (r->has_flags)
-        printf(" flags=0x%" PRIx32, r->flags);
-    printf(" -> %s%s\n", status_name(r->status),
-           r->probe_mismatch ? " (properties differ from the trace)" : "");
-}
-
 static void clear_progress(replay_output *out)
 {
     if (out->progress_shown) {
@@ -87,13 +42,17 @@ static int on_request(void *opaque, const replay_request *r)
 {
     replay_output *out = opaque;
 
-    if (out->quiet)
-        return 0;
-    if (out->json)
-        print_request_json(r);
-    else
-        print_request_text(r);
+    if (!out->quiet)
+        replay_print_request(stdout, r, out->json);
     return 0;
+}
+
+static void on_mismatch(void *opaque, const translate_mismatch *m)
+{
+    replay_output *out = opaque;
+
+    clear_progress(out);
+    replay_print_mismatch(stdout, m, out->json);
 }
 
 static void on_line_error(void *opaque, const GError *error)
@@ -126,138 +85,38 @@ static int on_translate(void *opaque, viommu *dev, const qemu_log_event *ev)
     return out->check ? translate_check_event(out->check, dev, ev) : 0;
 }
 
-static const char *access_name(uint32_t access)
+/* The vfio-user side of a replay: after the summary, in the same format. */
+static void print_vfio_summary(const replay_output *out)
 {
-    switch (access) {
-    case VIOMMU_ACCESS_READ:
-        return "read";
-    case VIOMMU_ACCESS_WRITE:
-        return "write";
-    default:
-        return "read-write";
-    }
-}
+    const vfio_backend_summary *v = &out->vfio;
 
-static void on_mismatch(void *opaque, const translate_mismatch *m)
-{
-    replay_output *out = opaque;
-    char qemu[64], ours[64];
-
-    if (m->qemu_translated)
-        g_snprintf(qemu, sizeof(qemu), "0x%" PRIx64, m->qemu_gpa);
-    else
-        g_strlcpy(qemu, "bypass or fault", sizeof(qemu));
-    if (m->ours == 0)
-        g_snprintf(ours, sizeof(ours), "0x%" PRIx64 "%s", m->ours_gpa,
-                   m->ours_bypass ? " (bypass)" : "");
-    else
-        g_strlcpy(ours, m->ours == -EFAULT ? "fault" : g_strerror(-m->ours), sizeof(ours));
-    clear_progress(out);
-    if (out->json)
-        printf("{\"translate_mismatch\":{\"line\":%" PRIu64 ",\"endpoint\":%" PRIu32
-               ",\"addr\":\"0x%" PRIx64
-               "\",\"access\":\"%s\",\"qemu\":\"%s\",\"replay\":\"%s\"}}\n",
-               m->line, m->endpoint, m->addr, access_name(m->access), qemu, ours);
-    else
-        printf("line %" PRIu64 ": translate endpoint=%" PRIu32 " addr=0x%" PRIx64
-               " %s: QEMU %s, replay %s\n",
-               m->line, m->endpoint, m->addr, access_name(m->access), qemu, ours);
-}
-
-static void print_summary(const replay_output *out, const replay_summary *s, bool all_ok)
-{
-    translate_check_stats tc = {0};
-
-    if (out->check)
-        translate_check_get_stats(out->check, &tc);
     if (out->json) {
-        bool first = true;
-
-        printf("{\"summary\":{\"lines\":%" PRIu64 ",\"requests\":%" PRIu64 ",\"batches\":%" PRIu64
-               ",\"largest_batch\":%" PRIu64 ",\"endpoints\":%" PRIu64 ",\"translations\":%" PRIu64
-               ",\"malformed_lines\":%" PRIu64 ",\"probe_mismatches\":%" PRIu64 ",\"types\":{",
-               s->lines, s->requests, s->batches, s->largest_batch, s->endpoints, s->translations,
-               s->malformed_lines, s->probe_mismatches);
-        for (int t = VIRTIO_IOMMU_T_ATTACH; t <= VIRTIO_IOMMU_T_PROBE; t++)
-            printf("%s\"%s\":%" PRIu64, t == VIRTIO_IOMMU_T_ATTACH ? "" : ",", viommu_type_name(t),
-                   s->by_type[t]);
-        printf("},\"statuses\":{");
-        for (int st = VIRTIO_IOMMU_S_OK; st <= VIRTIO_IOMMU_S_NOMEM; st++) {
-            if (!s->by_status[st] && st != VIRTIO_IOMMU_S_OK)
-                continue;
-            printf("%s\"%s\":%" PRIu64, first ? "" : ",", status_name(st), s->by_status[st]);
-            first = false;
-        }
-        if (s->no_status)
-            printf(",\"NONE\":%" PRIu64, s->no_status);
-        printf("}");
-        if (out->check)
-            printf(",\"translate_check\":{\"accesses\":%" PRIu64 ",\"translated\":%" PRIu64
-                   ",\"unmapped\":%" PRIu64 ",\"mismatches\":%" PRIu64 ",\"unpaired\":%" PRIu64 "}",
-                   tc.accesses, tc.translated, tc.unmapped, tc.mismatches, tc.unpaired);
-        if (out->has_vfio) {
-            const vfio_backend_summary *v = &out->vfio;
-            printf(",\"vfio_user\":{\"devices\":%" PRIu64 ",\"batches\":%" PRIu64
-                   ",\"messages\":%" PRIu64 ",\"waits\":%" PRIu64 ",\"bytes\":%" PRIu64
-                   ",\"regions_live_max\":%" PRIu64 ",\"map_failures\":%" PRIu64
-                   ",\"bitmaps\":%" PRIu64 ",\"bitmap_fallbacks\":%" PRIu64
-                   ",\"reconnects\":%" PRIu64 ",\"dma_writes\":%" PRIu64 ",\"dma_reads\":%" PRIu64
-                   ",\"dma_failures\":%" PRIu64 ",\"dma_untranslated\":%" PRIu64
-                   ",\"tracking\":%s,\"dirty_pages\":%" PRIu64 "}",
-                   v->devices, v->mapper.batches, v->mapper.messages, v->mapper.waits,
-                   v->mapper.bytes, v->mapper.regions_live_max, v->mapper.map_failures,
-                   v->mapper.bitmaps, v->mapper.bitmap_fallbacks, v->mapper.reconnects,
-                   v->dma_writes, v->dma_reads, v->dma_failures, v->dma_untranslated,
-                   v->tracking_started ? "true" : "false", v->dirty_pages);
-        }
-        printf(",\"all_ok\":%s}}\n", all_ok ? "true" : "false");
+        printf("{\"vfio_user\":{\"devices\":%" PRIu64 ",\"batches\":%" PRIu64
+               ",\"messages\":%" PRIu64 ",\"waits\":%" PRIu64 ",\"bytes\":%" PRIu64
+               ",\"regions_live_max\":%" PRIu64 ",\"map_failures\":%" PRIu64 ",\"bitmaps\":%" PRIu64
+               ",\"bitmap_fallbacks\":%" PRIu64 ",\"reconnects\":%" PRIu64
+               ",\"dma_writes\":%" PRIu64 ",\"dma_reads\":%" PRIu64 ",\"dma_failures\":%" PRIu64
+               ",\"dma_untranslated\":%" PRIu64 ",\"tracking\":%s,\"dirty_pages\":%" PRIu64 "}}\n",
+               v->devices, v->mapper.batches, v->mapper.messages, v->mapper.waits, v->mapper.bytes,
+               v->mapper.regions_live_max, v->mapper.map_failures, v->mapper.bitmaps,
+               v->mapper.bitmap_fallbacks, v->mapper.reconnects, v->dma_writes, v->dma_reads,
+               v->dma_failures, v->dma_untranslated, v->tracking_started ? "true" : "false",
+               v->dirty_pages);
         return;
     }
-    printf("replayed %" PRIu64 " requests (ATTACH %" PRIu64 ", DETACH %" PRIu64 ", MAP %" PRIu64
-           ", UNMAP %" PRIu64 ", PROBE %" PRIu64 ") in %" PRIu64 " batches (largest %" PRIu64
-           ") from %" PRIu64 " lines; %" PRIu64 " endpoints\n",
-           s->requests, s->by_type[VIRTIO_IOMMU_T_ATTACH], s->by_type[VIRTIO_IOMMU_T_DETACH],
-           s->by_type[VIRTIO_IOMMU_T_MAP], s->by_type[VIRTIO_IOMMU_T_UNMAP],
-           s->by_type[VIRTIO_IOMMU_T_PROBE], s->batches, s->largest_batch, s->lines, s->endpoints);
-    printf("statuses:");
-    for (int st = VIRTIO_IOMMU_S_OK; st <= VIRTIO_IOMMU_S_NOMEM; st++)
-        if (s->by_status[st] || st == VIRTIO_IOMMU_S_OK)
-            printf(" %s %" PRIu64, status_name(st), s->by_status[st]);
-    if (s->no_status)
-        printf(" NONE %" PRIu64, s->no_status);
-    printf("\n");
-    if (s->malformed_lines)
-        printf("malformed lines: %" PRIu64 "\n", s->malformed_lines);
-    if (s->probe_mismatches)
-        printf("PROBE answers that differ from the trace: %" PRIu64 "\n", s->probe_mismatches);
-    if (out->check)
-        printf("device accesses: %" PRIu64 " checked, %" PRIu64 " translated as QEMU did, %" PRIu64
-               " bypassed or refused as QEMU did, %" PRIu64 " mismatches, %" PRIu64
-               " results without their access\n",
-               tc.accesses, tc.translated, tc.unmapped, tc.mismatches, tc.unpaired);
-    if (out->has_vfio) {
-        const vfio_backend_summary *v = &out->vfio;
-        printf("vfio-user: %" PRIu64 " devices, %" PRIu64 " batches sent, %" PRIu64
-               " messages, %" PRIu64 " waits, %" PRIu64 " bytes, %" PRIu64
-               " regions live at most, %" PRIu64 " maps refused\n",
-               v->devices, v->mapper.batches, v->mapper.messages, v->mapper.waits, v->mapper.bytes,
-               v->mapper.regions_live_max, v->mapper.map_failures);
-        if (v->dma_writes || v->dma_reads)
-            printf("device DMA: %" PRIu64 " writes, %" PRIu64 " reads, %" PRIu64 " failed; %" PRIu64
-                   " refused or in bypass, not re-enacted\n",
-                   v->dma_writes, v->dma_reads, v->dma_failures, v->dma_untranslated);
-        if (v->tracking_started)
-            printf("dirty tracking: %" PRIu64 " bitmaps, %" PRIu64 " ranges marked whole, %" PRIu64
-                   " reconnects, %" PRIu64 " dirty pages\n",
-                   v->mapper.bitmaps, v->mapper.bitmap_fallbacks, v->mapper.reconnects,
-                   v->dirty_pages);
-    }
-    if (all_ok)
-        printf("every request succeeded\n");
-    else if (s->malformed_lines)
-        printf("the trace has malformed lines\n");
-    else
-        printf("some requests did not succeed\n");
+    printf("vfio-user: %" PRIu64 " devices, %" PRIu64 " batches sent, %" PRIu64
+           " messages, %" PRIu64 " waits, %" PRIu64 " bytes, %" PRIu64
+           " regions live at most, %" PRIu64 " maps refused\n",
+           v->devices, v->mapper.batches, v->mapper.messages, v->mapper.waits, v->mapper.bytes,
+           v->mapper.regions_live_max, v->mapper.map_failures);
+    if (v->dma_writes || v->dma_reads || v->dma_untranslated)
+        printf("device DMA: %" PRIu64 " writes, %" PRIu64 " reads, %" PRIu64 " failed; %" PRIu64
+               " refused or in bypass, not re-enacted\n",
+               v->dma_writes, v->dma_reads, v->dma_failures, v->dma_untranslated);
+    if (v->tracking_started)
+        printf("dirty tracking: %" PRIu64 " bitmaps, %" PRIu64 " ranges marked whole, %" PRIu64
+               " reconnects, %" PRIu64 " dirty pages\n",
+               v->mapper.bitmaps, v->mapper.bitmap_fallbacks, v->mapper.reconnects, v->dirty_pages);
 }
 
 static bool translate_mismatches(const replay_output *out)
@@ -524,7 +383,15 @@ int cmd_replay(int argc, char **argv)
     all_ok = ret == 0 && summary.malformed_lines == 0 && summary.no_status == 0 &&
              summary.by_status[VIRTIO_IOMMU_S_OK] == summary.requests &&
              summary.probe_mismatches == 0 && !translate_mismatches(&out);
-    print_summary(&out, &summary, all_ok);
+    if (out.check) {
+        translate_check_stats tc;
+        translate_check_get_stats(out.check, &tc);
+        replay_print_summary(stdout, &summary, &tc, all_ok, out.json);
+    } else {
+        replay_print_summary(stdout, &summary, NULL, all_ok, out.json);
+    }
+    if (out.has_vfio)
+        print_vfio_summary(&out);
     if (ret < 0 || summary.malformed_lines)
         exit_status = VIOMMU_EXIT_USAGE;
     else

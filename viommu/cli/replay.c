@@ -408,7 +408,6 @@ static void open_probe(engine *e, const qemu_log_event *ev)
     p->rd.probe.endpoint = htole32(ev->u.resv.endpoint);
     p->probe_out = g_malloc(e->probe_size + 4);
     memset(p->probe_out, 0xff, e->probe_size + 4);
-    p->trace_resv = g_new0(replay_resv, REPLAY_MAX_PROBE_REGIONS);
     e->probe_open = true;
 }
 
@@ -424,6 +423,10 @@ static int probe_property(engine *e, const qemu_log_event *ev, GError **error)
             return ret;
         open_probe(e, ev);
     }
+    /* Grown as lines come: most PROBEs show one or two regions. */
+    if ((p->trace_resv_count & (p->trace_resv_count - 1)) == 0)
+        p->trace_resv =
+            g_renew(replay_resv, p->trace_resv, p->trace_resv_count ? 2 * p->trace_resv_count : 1);
     p->trace_resv[p->trace_resv_count++] = (replay_resv){
         .start = ev->u.resv.start, .end = ev->u.resv.end, .subtype = (uint8_t)ev->u.resv.subtype};
     return 0;
@@ -456,7 +459,8 @@ static int handle_event(engine *e, const qemu_log_event *ev, GError **error)
         return 0;
     case QEMU_LOG_TRANSLATE:
     case QEMU_LOG_TRANSLATE_OUT:
-        e->sum->translations++;
+        if (ev->type == QEMU_LOG_TRANSLATE)
+            e->sum->translations++;
         /* The device must have run every request QEMU ran before the access. */
         ret = flush(e, error);
         if (ret < 0)

@@ -102,7 +102,7 @@ typedef struct replay_summary {
     uint64_t by_status[VIRTIO_IOMMU_S_NOMEM + 1];
     uint64_t no_status; /* returned without a status */
     uint64_t malformed_lines;
-    uint64_t translations; /* translate lines seen */
+    uint64_t translations; /* device accesses (translate lines) seen */
     uint64_t probe_mismatches;
     uint64_t endpoints; /* endpoints declared */
     uint64_t largest_batch;

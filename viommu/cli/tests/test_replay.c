@@ -465,7 +465,7 @@ Test(replay_traces, replays_every_request_of_the_strict_trace_to_ok, .timeout = 
     cr_assert_eq(sum.batches, sum.requests, "no queue events: one request per batch");
     cr_assert_eq(sum.translations,
                  shell_count("xz -dc '" TEST_DATA_DIR "/strict.trace.log.xz' | grep -c "
-                             "':virtio_iommu_translate'"));
+                             "':virtio_iommu_translate '"));
 }
 
 Test(replay_traces, replays_every_request_of_the_kicks_trace_to_ok_in_its_batches, .timeout = 300)
