@@ -788,6 +788,10 @@ static bool negotiate(vfio_user_client *c, GError **error)
         offer.max_data_xfer_size = 0;
     else
         offer.max_msg_size = 0;
+    /* A server's DMA_WRITE carries max_data_xfer_size bytes after a 32-byte
+     * prefix: never offer more than a message we can receive holds. */
+    if (offer.max_data_xfer_size && c->max_recv > 32 && offer.max_data_xfer_size > c->max_recv - 32)
+        offer.max_data_xfer_size = c->max_recv - 32;
     g_autofree char *json = vfio_user_caps_to_json(&offer);
     memset(&m, 0, sizeof(m));
     m.op = VFIO_USER_OP_VERSION;

@@ -749,6 +749,10 @@ int vfio_user_mapper_reconnect(vfio_user_mapper *m)
 {
     if (connected(m))
         return 0;
+    /* The lost server's dirty log went with it: whatever a batch or a sync
+     * has not yet marked for it must be marked before the new connection
+     * starts a fresh, empty log. */
+    mark_lost_connection(m);
     GError *err = NULL;
     vfio_user_client *c =
         vfio_user_client_connect(m->path, &m->client_cfg, &m->client_ops, m->opaque, &err);

@@ -402,8 +402,15 @@ int vus_conn_dma_rw(vfio_user_server_conn *c, bool write, uint64_t iova, uint64_
     uint64_t chunk_max = c->client_max_xfer ? c->client_max_xfer : VUS_MAX_DATA_XFER;
     const size_t hlen = sizeof(struct vfio_user_dma_access_wire);
 
+    /* A DMA_WRITE carries its data to the client and a DMA_READ's reply
+     * brings it back: each must fit the receiver's max_msg_size too. */
+    uint64_t msg_max = write ? c->client_max_msg_size : c->prof->max_msg_size;
+
     if (chunk_max > VUS_MAX_DATA_XFER)
         chunk_max = VUS_MAX_DATA_XFER;
+    if (msg_max > VFIO_USER_HEADER_SIZE + hlen &&
+        msg_max - VFIO_USER_HEADER_SIZE - hlen < chunk_max)
+        chunk_max = msg_max - VFIO_USER_HEADER_SIZE - hlen;
     while (len) {
         uint64_t n = len < chunk_max ? len : chunk_max;
         size_t blen = hlen + (write ? (size_t)n : 0);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "vfio-user-server.h"
@@ -486,4 +487,69 @@ Test(vfio_user_mapper, bitmap_too_large_for_a_reply_is_asked_at_coarser_pgsize)
     cr_assert_eq(g_array_index(a, uint64_t, 1), RAM_GPA + 5 * PG);
     g_array_free(a, TRUE);
     stop();
+}
+
+Test(vfio_user_mapper, a_reconnect_keeps_pages_written_before_the_connection_was_lost)
+{
+    vfio_user_mapper_config cfg = {0};
+    start(VFIO_USER_SERVER_PROFILE_OWN, VFIO_USER_DIALECT_2021, &cfg, NULL);
+    cr_assert_eq(map_one(0x100000, 4 * PG), 0);
+    cr_assert_eq(vfio_user_mapper_dirty_start(h.m), 0);
+    cr_assert_eq(device_write(0x101000, 16, 9), 0); /* in the server's log only */
+    /* The connection ends under a device access, not under the mapper: the
+     * mapper learns of it only when it reconnects. */
+    vfio_user_client *c = vfio_user_mapper_client(h.m);
+    shutdown(vfio_user_client_fd(c), SHUT_RDWR);
+    uint32_t status;
+    cr_assert_lt(vfio_user_client_region_read(c, 0, VFIO_USER_SAMPLE_DMA_STATUS, &status, 4), 0);
+    cr_assert_eq(vfio_user_mapper_reconnect(h.m), 0);
+    unmap_one(0x100000, 4 * PG);
+    cr_assert(guest_mem_dirty_test(h.gm, RAM_GPA + PG),
+              "the page written before the connection was lost is dirty");
+    stop();
+}
+
+/* Replaces the harness's mapper with an isolated one whose client
+ * receives messages of at most @max_msg_size bytes. */
+static void reconnect_isolated_small(vfio_user_dialect d, uint64_t max_msg_size)
+{
+    vfio_user_mapper_config cfg = {.isolated = true};
+    vfio_user_mapper_free(h.m);
+    vfio_user_client_config ccfg;
+    vfio_user_client_config_init(&ccfg, d);
+    ccfg.caps.max_msg_size = max_msg_size;
+    vfio_user_client_ops ops = {.dma_rw = dma_rw};
+    GError *err = NULL;
+    h.m = vfio_user_mapper_connect(h.path, &ccfg, &ops, &h, h.gm, &cfg, &err);
+    cr_assert_not_null(h.m, "%s", err ? err->message : "");
+}
+
+static void check_isolated_dma_fits(vfio_user_dialect d)
+{
+    vfio_user_mapper_config cfg = {.isolated = true};
+    start(VFIO_USER_SERVER_PROFILE_OWN, d, &cfg, NULL);
+    reconnect_isolated_small(d, 1024);
+    cr_assert_eq(map_one(0x100000, 4 * PG), 0);
+    /* 3 pages through DMA_WRITE messages the client can receive. */
+    cr_assert_eq(device_write(0x100800, 3 * PG, 0x3c), 0);
+    cr_assert(vfio_user_client_connected(vfio_user_mapper_client(h.m)));
+    cr_assert_gt(h.dma_calls, 3, "the transfer came in pieces");
+    cr_assert_eq(ram_at_iova(0x100800)[0], 0x3c);
+    cr_assert_eq(ram_at_iova(0x100800 + 3 * PG - 1)[0], 0x3c);
+    stop();
+}
+
+Test(vfio_user_mapper, isolated_dma_fits_a_small_max_msg_size_in_dialect_2021)
+{
+    check_isolated_dma_fits(VFIO_USER_DIALECT_2021);
+}
+
+Test(vfio_user_mapper, isolated_dma_fits_a_small_max_msg_size_in_dialect_0_9_1)
+{
+    check_isolated_dma_fits(VFIO_USER_DIALECT_0_9_1);
+}
+
+Test(vfio_user_mapper, isolated_dma_fits_a_small_max_msg_size_in_dialect_final)
+{
+    check_isolated_dma_fits(VFIO_USER_DIALECT_FINAL);
 }
