@@ -615,6 +615,23 @@ static void mark_lost_connection(vfio_user_mapper *m)
         guest_mem_dirty_mark(m->gm, v->gpa, v->gpa + (r.last - r.first));
 }
 
+/*
+ * The connection broke during the batch: replies are matched to requests
+ * by message id, and a server that lost track of the conversation may
+ * have answered one request under another's id before it broke, so no
+ * bitmap of the batch can be trusted. Every range it unmapped with a
+ * bitmap is marked dirty whole.
+ */
+static void mark_batch_unmaps(vfio_user_mapper *m, const op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((ops[i].kind == OP_UNMAP && ops[i].pgsize) || ops[i].kind == OP_REPORT) {
+            guest_mem_dirty_mark(m->gm, ops[i].gpa, ops[i].gpa + ops[i].size - 1);
+            m->stats.bitmap_fallbacks++;
+        }
+    }
+}
+
 static int listener_batch_end(void *opaque, mapping_failed_fn failed, void *fail_opaque)
 {
     vfio_user_mapper *m = opaque;
@@ -638,6 +655,8 @@ static int listener_batch_end(void *opaque, mapping_failed_fn failed, void *fail
         if (m->cfg.plan != VFIO_USER_PLAN_QEMU)
             vfio_user_client_wait_all(m->client);
         traffic_end(m);
+        if (!connected(m))
+            mark_batch_unmaps(m, ops, n);
     } else if (n) {
         /* No connection: maps fail, unmaps were marked dirty when queued. */
         for (size_t i = 0; i < n; i++)

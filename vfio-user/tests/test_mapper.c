@@ -553,3 +553,44 @@ Test(vfio_user_mapper, isolated_dma_fits_a_small_max_msg_size_in_dialect_final)
 {
     check_isolated_dma_fits(VFIO_USER_DIALECT_FINAL);
 }
+
+Test(vfio_user_mapper, a_batch_whose_connection_broke_trusts_none_of_its_bitmaps)
+{
+    vfio_user_mapper_config cfg = {0};
+    /* The first DMA_UNMAP reply comes under the id of the second, which
+     * is in flight too: in 2021 a table reply names no range, so its
+     * (clean) bitmap passes for the second's. */
+    vfio_user_server_faults f = {
+        .kinds = VFIO_USER_SERVER_FAULT_WRONG_ID,
+        .command = VFIO_USER_DMA_UNMAP,
+        .count = 1,
+    };
+    start(VFIO_USER_SERVER_PROFILE_OWN, VFIO_USER_DIALECT_2021, &cfg, &f);
+    vfio_user_mapper_free(h.m);
+    /* Replies of at most 400 bytes: one 1536-page bitmap (192 bytes) per
+     * table. A gap between the regions keeps them from merging. */
+    vfio_user_client_config ccfg;
+    vfio_user_client_config_init(&ccfg, VFIO_USER_DIALECT_2021);
+    ccfg.caps.migration = true;
+    ccfg.caps.pgsize = PG;
+    ccfg.caps.max_msg_size = 400;
+    vfio_user_client_ops ops = {.dma_rw = dma_rw};
+    GError *err = NULL;
+    h.m = vfio_user_mapper_connect(h.path, &ccfg, &ops, &h, h.gm, &cfg, &err);
+    cr_assert_not_null(h.m, "%s", err ? err->message : "");
+    cr_assert_eq(map_one(0x100000, 1536 * PG), 0);
+    cr_assert_eq(map_one(0x800000, 1536 * PG), 0);
+    cr_assert_eq(vfio_user_mapper_dirty_start(h.m), 0);
+    cr_assert_eq(device_write(0x800000, 8, 5), 0);
+    mapping_event evs[2] = {ev_at(0x100000, 1536 * PG, 0, 0), ev_at(0x800000, 1536 * PG, 0, 1)};
+    bool maps[2] = {false, false};
+    vfio_user_mapper_stats before, after;
+    vfio_user_mapper_stats_get(h.m, &before);
+    cr_assert_eq(batch(evs, maps, 2, NULL), 0);
+    vfio_user_mapper_stats_get(h.m, &after);
+    cr_assert_eq(after.messages - before.messages, 2, "one table per unmap");
+    /* The real reply to the second then answers nothing: the stream broke. */
+    cr_assert_not(vfio_user_client_connected(vfio_user_mapper_client(h.m)));
+    cr_assert(guest_mem_dirty_test(h.gm, RAM_GPA + 0x700000), "the written page is dirty");
+    stop();
+}
