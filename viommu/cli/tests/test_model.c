@@ -539,6 +539,14 @@ static void snapshot(harness *h)
     }
 }
 
+/* Faults that make a reply larger than it should be: near the limit,
+ * the client then rightly refuses it with EMSGSIZE. */
+static bool oversize_excused(const harness *h)
+{
+    return h->sopts.faults.kinds &
+           (VFIO_USER_SERVER_FAULT_WRONG_SIZE | VFIO_USER_SERVER_FAULT_OVERSIZED_BITMAP);
+}
+
 /* True when some server connection failed or was re-established since
  * the snapshot: the step's requests may then fail, and ranges may be
  * marked dirty whole. A connection that ended must not have ended for a
@@ -556,9 +564,9 @@ static bool step_faulty(harness *h)
         vfio_user_client *c = vfio_user_mapper_client(h->eps[i].m);
         vfio_user_mapper_stats_get(h->eps[i].m, &s);
         if (!vfio_user_client_connected(c)) {
-            cr_assert_neq(vfio_user_client_last_error(c), -EMSGSIZE,
-                          "seed %" PRIu64 ": endpoint %u's connection ended with EMSGSIZE", h->seed,
-                          h->eps[i].id);
+            cr_assert(oversize_excused(h) || vfio_user_client_last_error(c) != -EMSGSIZE,
+                      "seed %" PRIu64 ": endpoint %u's connection ended with EMSGSIZE", h->seed,
+                      h->eps[i].id);
             STEP_TRACE("  endpoint %u disconnected: %s\n", h->eps[i].id,
                        g_strerror(-vfio_user_client_last_error(c)));
             h->ep_faulty[i] = true;
@@ -657,8 +665,11 @@ static void check_step(harness *h)
             continue;
         h->strict_checks++;
         /* Without a server fault, every bitmap fits the negotiated sizes
-         * and every map is acknowledged. */
-        if (h->logs)
+         * and every map is acknowledged. (A map the server refused for its
+         * region limit may be unmapped again in the same batch: the server
+         * then has no bitmap for it, and the range is marked whole.) */
+        bool refused = s.map_failures != h->snap[i].stats.map_failures;
+        if (h->logs && !(h->region_limit && refused))
             cr_assert_eq(s.bitmap_fallbacks, h->snap[i].stats.bitmap_fallbacks,
                          "seed %" PRIu64 ", step %" PRIu64
                          ": endpoint %u marked a range dirty whole without a server fault",
@@ -680,9 +691,6 @@ static int device_write(endpoint_dev *e, uint64_t iova, uint32_t len, uint8_t fi
 {
     vfio_user_client *c = vfio_user_mapper_client(e->m);
     if (!vfio_user_client_connected(c)) {
-        cr_assert_neq(vfio_user_client_last_error(c), -EMSGSIZE,
-                      "seed %" PRIu64 ": endpoint %u's connection ended with EMSGSIZE", e->h->seed,
-                      e->id);
         /* As a VMM does before using a device whose server went away. */
         vfio_user_mapper_reconnect(e->m);
         c = vfio_user_mapper_client(e->m);
@@ -698,7 +706,8 @@ static int device_write(endpoint_dev *e, uint64_t iova, uint32_t len, uint8_t fi
     uint32_t status = 0;
     if (!ret)
         ret = vfio_user_client_region_read(c, 0, VFIO_USER_SAMPLE_DMA_STATUS, &status, 4);
-    cr_assert(ret != -EMSGSIZE && vfio_user_client_last_error(c) != -EMSGSIZE,
+    cr_assert(oversize_excused(e->h) ||
+                  (ret != -EMSGSIZE && vfio_user_client_last_error(c) != -EMSGSIZE),
               "seed %" PRIu64 ": a message to or from endpoint %u's device exceeded a limit",
               e->h->seed, e->id);
     if (ret < 0)
