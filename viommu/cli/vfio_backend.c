@@ -187,6 +187,7 @@ static int on_endpoint_added(void *opaque, viommu *dev, uint32_t ep)
         vfio_user_client_config_init(&ccfg, b->cfg.dialect);
         ccfg.caps.migration = true;
         ccfg.caps.pgsize = PAGE;
+        ccfg.window = 1024; /* a whole batch in flight: one wait per batch */
         vfio_user_client_ops ops = {.dma_rw = dev_dma_rw};
         vfio_user_mapper_config mcfg = {.plan = b->cfg.plan, .isolated = b->cfg.isolated};
         GError *err = NULL;
