@@ -221,7 +221,17 @@ static void start_tracking(vfio_backend *b)
 static int on_batch_begin(void *opaque, viommu *dev, uint64_t batch, size_t n)
 {
     vfio_backend *b = opaque;
+    GHashTableIter it;
+    gpointer v;
     b->dev = dev;
+    /* The device accesses re-enacted since the last batch complete first,
+     * so that the batch's own traffic is counted alone. */
+    g_hash_table_iter_init(&it, b->devs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        vfio_user_client *c = vfio_user_mapper_client(((endpoint_dev *)v)->mapper);
+        if (vfio_user_client_in_flight(c))
+            vfio_user_client_wait_all(c);
+    }
     /* Tracking starts before the batch holding request N: with one request
      * per batch exactly before it, otherwise a little earlier (never later). */
     if (!b->tracking && b->cfg.migrate_at >= 0 &&
