@@ -782,7 +782,8 @@ typedef void (*vfio_user_completion_fn)(void *opaque, int result, const vfio_use
  * Returns 0; -EINVAL / -ENOTSUP from the codec; -EMSGSIZE when the
  * message exceeds the server's max_msg_size or carries more fds than its
  * max_msg_fds; -EPIPE when the connection is already gone; -ECONNRESET /
- * -ETIMEDOUT when it ends during the send. @cb is not called on failure.
+ * -ETIMEDOUT when it ends during the send; -EDEADLK when called from a
+ * completion or ops callback. @cb is not called on failure.
  */
 VFIO_USER_API int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg,
                                           unsigned flags, vfio_user_completion_fn cb, void *opaque);
@@ -791,7 +792,8 @@ VFIO_USER_API int vfio_user_client_submit(vfio_user_client *c, const vfio_user_m
  * vfio_user_client_wait_all - waits until every submitted request has
  * completed, serving server requests meanwhile. Counts one wait when it
  * has to block. Returns 0 (individual results went to the callbacks),
- * or the negative errno that ended the connection.
+ * the negative errno that ended the connection, or -EDEADLK when called
+ * from a callback.
  */
 VFIO_USER_API int vfio_user_client_wait_all(vfio_user_client *c);
 
