@@ -96,7 +96,7 @@ static bool parse_hex_field(const char *s, size_t len, size_t digits, unsigned i
 
 /*
  * Parses a PCI address: "[SEG:]BB:DD.F" or a 4-digit requester ID
- * ("00ff"). *@has_segment says whether a segment was given.
+ * ("00ff"). *@segment is set only when one is given, as *@has_segment says.
  */
 static bool parse_bdf(const char *s, uint16_t *segment, bool *has_segment, uint16_t *bdf)
 {
@@ -125,7 +125,8 @@ static bool parse_bdf(const char *s, uint16_t *segment, bool *has_segment, uint1
         !parse_hex_field(devfn, (size_t)(dot - devfn), 2, 0x1f, &dev) ||
         !parse_hex_field(dot + 1, strlen(dot + 1), 1, 7, &fn))
         return false;
-    *segment = (uint16_t)seg;
+    if (*has_segment)
+        *segment = (uint16_t)seg;
     *bdf = (uint16_t)(bus << 8 | dev << 3 | fn);
     return true;
 }

@@ -224,6 +224,27 @@ Test(describe_cli, prints_an_mmio_virtio_iommu_and_its_endpoints)
     run_free(&r);
 }
 
+Test(describe_cli, puts_addresses_without_a_segment_in_the_segment_option)
+{
+    struct run r = describe("--segment", "2", "--pci-iommu", "00:02.0", "--endpoints", "0000-00ff",
+                            "--endpoints", "3:00:00.0-3:00:00.7", "--viot", NULL);
+
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    assert_has(r.out, "virtio-pci IOMMU, segment 2, BDF 00:02.0");
+    assert_has(r.out, "PCI range, segments 2-2, BDF 00:00.0-00:1f.7 (0x0000-0x00ff), first "
+                      "endpoint ID 0x20000");
+    assert_has(r.out, "PCI range, segments 3-3, BDF 00:00.0-00:00.7 (0x0000-0x0007), first "
+                      "endpoint ID 0x30000");
+    run_free(&r);
+
+    r = describe("--segment", "2", "--pci-iommu", "00:02.0", "--endpoints", "0000-00ff", NULL);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    assert_has(r.out, "\tpcie@30000000 {\n"
+                      "\t\tiommu-map = <0x00 0x01 0x20000 0x10 0x11 0x01 0x20011 0xef>;\n");
+    assert_has(r.out, "linux,pci-domain = <0x02>;");
+    run_free(&r);
+}
+
 Test(describe_cli, describes_an_mmio_iommu_in_viot)
 {
     struct run r = describe("--mmio-iommu", "0xa003e00", "--mmio-endpoint", "0xa003c00@5",
