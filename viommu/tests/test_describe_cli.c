@@ -83,6 +83,16 @@ static void assert_has(const char *text, const char *what)
     cr_assert(strstr(text, what) != NULL, "missing '%s' in:\n%s", what, text);
 }
 
+/* Runs with the arguments expecting @status and an error mentioning @what. */
+#define assert_refused(status_, what, ...)                                                         \
+    do {                                                                                           \
+        struct run r_ = describe(__VA_ARGS__, NULL);                                               \
+        cr_assert_eq(r_.status, status_, "status %d, stderr: %s", r_.status, r_.err);              \
+        cr_assert_str_empty(r_.out);                                                               \
+        assert_has(r_.err, what);                                                                  \
+        run_free(&r_);                                                                             \
+    } while (0)
+
 Test(describe_cli, prints_help_and_exits_0)
 {
     struct run r = describe("--help", NULL);
@@ -245,6 +255,20 @@ Test(describe_cli, puts_addresses_without_a_segment_in_the_segment_option)
     run_free(&r);
 }
 
+Test(describe_cli, takes_raw_interrupt_cells_and_a_window_size)
+{
+    struct run r = describe("--mmio-iommu", "0x10000000,47", "--mmio-irq-cells", "5", "--mmio-size",
+                            "0x1000", "--builtin-printer", NULL);
+
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    assert_has(r.out, "\t\tinterrupts = <0x05>;\n"
+                      "\t\treg = <0x00 0x10000000 0x00 0x1000>;\n");
+    run_free(&r);
+    assert_refused(2, "give 1 to 4 cells", "--mmio-iommu", "0x1000", "--mmio-irq-cells",
+                   "1,2,3,4,5");
+    assert_refused(2, "non-zero size", "--mmio-iommu", "0x1000", "--mmio-size", "0");
+}
+
 Test(describe_cli, describes_an_mmio_iommu_in_viot)
 {
     struct run r = describe("--mmio-iommu", "0xa003e00", "--mmio-endpoint", "0xa003c00@5",
@@ -257,16 +281,6 @@ Test(describe_cli, describes_an_mmio_iommu_in_viot)
     assert_has(r.out, "MMIO endpoint at 0xa003c00, endpoint ID 0x5, IOMMU @0x0030");
     run_free(&r);
 }
-
-/* Runs with the arguments expecting @status and an error mentioning @what. */
-#define assert_refused(status_, what, ...)                                                         \
-    do {                                                                                           \
-        struct run r_ = describe(__VA_ARGS__, NULL);                                               \
-        cr_assert_eq(r_.status, status_, "status %d, stderr: %s", r_.status, r_.err);              \
-        cr_assert_str_empty(r_.out);                                                               \
-        assert_has(r_.err, what);                                                                  \
-        run_free(&r_);                                                                             \
-    } while (0)
 
 Test(describe_cli, refuses_malformed_options_with_status_2)
 {
