@@ -5,7 +5,7 @@
 #ifndef VIOMMU_DESCRIBE_INTERNAL_H
 #define VIOMMU_DESCRIBE_INTERNAL_H
 
-#include "describe.h"
+#include "viommu.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

@@ -18,7 +18,7 @@
 #include <glib/gstdio.h>
 #include <libfdt.h>
 
-#include "../describe.h"
+#include "viommu.h"
 
 /* A blob grows by doubling until the description fits, up to this. */
 #define FDT_MAX_SIZE (64u << 20)

@@ -10,7 +10,7 @@
 
 #include <libfdt.h>
 
-#include "describe.h"
+#include "viommu.h"
 
 static const struct viommu_pci_range ranges[] = {
     {.segment = 0, .bdf_first = 0x0000, .bdf_last = 0x00ff, .endpoint_first = 0},

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "describe.h"
+#include "viommu.h"
 
 /* Rebuilds @v through the writer when it has the writer's layout; compares with @data. */
 static void check_round_trip(const struct viommu_viot *v, const uint8_t *data, size_t size)

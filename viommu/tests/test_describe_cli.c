@@ -32,6 +32,7 @@ static struct run describe(const char *first, ...)
     va_list ap;
 
     g_ptr_array_add(argv, (char *)VIOMMU_DESCRIBE_EXE);
+    g_ptr_array_add(argv, (char *)"describe");
     va_start(ap, first);
     for (const char *a = first; a; a = va_arg(ap, const char *))
         g_ptr_array_add(argv, (char *)a);

@@ -13,7 +13,7 @@
 #include <glib/gstdio.h>
 #include <libfdt.h>
 
-#include "describe.h"
+#include "viommu.h"
 
 #define BUF_SIZE 8192
 

@@ -8,7 +8,7 @@
 
 #include <glib.h>
 
-#include "describe.h"
+#include "viommu.h"
 
 /* Checks @t expecting @err and, on failure, a message mentioning @what. */
 static void assert_check(const struct viommu_topology *t, int err, const char *what)

@@ -9,7 +9,7 @@
 
 #include <glib.h>
 
-#include "describe.h"
+#include "viommu.h"
 
 /* Offsets from ACPI 6.4, 5.2.30, written out so the test does not share the code's structs. */
 enum {

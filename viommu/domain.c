@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * domain.c - domains, endpoints attached to them and their mappings:
+ * the semantics of ATTACH, DETACH, MAP and UNMAP on decoded values.
+ * Every check runs before the first change, so a refused request leaves
+ * the state exactly as it was.
+ */
+#include "viommu_internal.h"
+
+static mapping_event make_event(const vi_endpoint *ep, const vi_domain *d, u64_range r,
+                                const vi_map_val *val, uint32_t seq)
+{
+    mapping_event ev = {
+        .endpoint = ep->id,
+        .domain = d->id,
+        .iova = r.first,
+        .iova_last = r.last,
+        .gpa = val->phys,
+        .prot = val->flags & (MAPPING_PROT_READ | MAPPING_PROT_WRITE | MAPPING_PROT_MMIO),
+        .seq = seq,
+    };
+    return ev;
+}
+
+void vi_domain_destroy(viommu *v, vi_domain *d)
+{
+    if (d->map)
+        v->stats.mappings -= interval_map_count(d->map);
+    if (v->last_domain == d)
+        v->last_domain = NULL;
+    v->stats.domains--;
+    g_hash_table_remove(v->domains, GUINT_TO_POINTER(d->id));
+}
+
+static bool skipped(const vi_failure *skip, size_t nskip, const vi_endpoint *ep, const vi_domain *d,
+                    uint64_t iova)
+{
+    for (size_t i = 0; i < nskip; i++)
+        if (skip[i].ev.endpoint == ep->id && skip[i].ev.domain == d->id && skip[i].ev.iova == iova)
+            return true;
+    return false;
+}
+
+void vi_endpoint_detach(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failure *skip,
+                        size_t nskip)
+{
+    vi_domain *d = ep->domain;
+    if (!d)
+        return;
+    if (d->map && ep->listener.ops) {
+        interval_map_iter it;
+        u64_range r;
+        const vi_map_val *val;
+        interval_map_iter_init(&it, d->map, 0, UINT64_MAX);
+        while ((val = interval_map_iter_next(&it, &r))) {
+            if (skipped(skip, nskip, ep, d, r.first))
+                continue;
+            mapping_event ev = make_event(ep, d, r, val, seq);
+            vi_emit_unmap(v, ep, &ev);
+        }
+    }
+    vi_endpoint **pp = &d->endpoints;
+    while (*pp != ep)
+        pp = &(*pp)->dom_next;
+    *pp = ep->dom_next;
+    ep->dom_next = NULL;
+    ep->domain = NULL;
+    if (--d->nendpoints == 0)
+        vi_domain_destroy(v, d);
+}
+
+/* True when a mapping of @d overlaps a reserved region of @ep. */
+static bool resv_conflicts(const vi_endpoint *ep, const vi_domain *d)
+{
+    if (!d->map)
+        return false;
+    for (uint32_t i = 0; i < ep->nresv; i++)
+        if (interval_map_find_first(d->map, ep->resv[i].start, ep->resv[i].end, NULL))
+            return true;
+    return false;
+}
+
+/* Replays @d's mappings to @ep's listener; on a refusal, unmaps what it
+ * had accepted and returns the refusal. */
+static int replay(viommu *v, vi_endpoint *ep, vi_domain *d, uint32_t seq)
+{
+    if (!d->map || !ep->listener.ops || !ep->listener.ops->map)
+        return 0;
+    interval_map_iter it;
+    u64_range r;
+    const vi_map_val *val;
+    interval_map_iter_init(&it, d->map, 0, UINT64_MAX);
+    while ((val = interval_map_iter_next(&it, &r))) {
+        mapping_event ev = make_event(ep, d, r, val, seq);
+        int rc = vi_emit_map(v, ep, &ev);
+        if (rc == 0)
+            continue;
+        uint64_t failed_at = r.first;
+        interval_map_iter_init(&it, d->map, 0, UINT64_MAX);
+        while ((val = interval_map_iter_next(&it, &r)) && r.first < failed_at) {
+            ev = make_event(ep, d, r, val, seq);
+            vi_emit_unmap(v, ep, &ev);
+        }
+        return rc;
+    }
+    return 0;
+}
+
+uint8_t vi_attach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t flags, uint32_t seq)
+{
+    uint32_t known =
+        vi_negotiated(v, VIRTIO_IOMMU_F_BYPASS_CONFIG) ? VIRTIO_IOMMU_ATTACH_F_BYPASS : 0;
+    if (flags & ~known)
+        return VIRTIO_IOMMU_S_INVAL;
+    bool bypass = flags & VIRTIO_IOMMU_ATTACH_F_BYPASS;
+    vi_endpoint *ep = vi_endpoint_lookup(v, endpoint);
+    if (!ep)
+        return VIRTIO_IOMMU_S_NOENT;
+    if (vi_offered(v, VIRTIO_IOMMU_F_DOMAIN_RANGE) &&
+        (domain < v->cfg.domain_first || domain > v->cfg.domain_last))
+        return VIRTIO_IOMMU_S_RANGE;
+    vi_domain *d = vi_domain_lookup(v, domain);
+    if (d && d->bypass != bypass)
+        return VIRTIO_IOMMU_S_INVAL;
+    if (d && ep->domain == d)
+        return VIRTIO_IOMMU_S_OK; /* already there: nothing changes */
+    if (d && resv_conflicts(ep, d))
+        return VIRTIO_IOMMU_S_UNSUPP;
+    if (!d) {
+        /* Moving frees the old domain when ep was its last endpoint. */
+        uint64_t live = v->stats.domains;
+        if (ep->domain && ep->domain->nendpoints == 1)
+            live--;
+        if (live >= v->cfg.max_domains)
+            return VIRTIO_IOMMU_S_NOMEM;
+    }
+
+    /* As if the driver had sent a DETACH first (the spec's wording). */
+    if (ep->domain)
+        vi_endpoint_detach(v, ep, seq, NULL, 0);
+
+    bool created = false;
+    if (!d) {
+        d = g_try_new0(vi_domain, 1);
+        if (!d)
+            return VIRTIO_IOMMU_S_NOMEM;
+        d->id = domain;
+        d->bypass = bypass;
+        if (!bypass) {
+            d->map = interval_map_new(sizeof(vi_map_val));
+            if (!d->map) {
+                g_free(d);
+                return VIRTIO_IOMMU_S_NOMEM;
+            }
+        }
+        g_hash_table_insert(v->domains, GUINT_TO_POINTER(domain), d);
+        v->stats.domains++;
+        created = true;
+    }
+    if (!created) {
+        int rc = replay(v, ep, d, seq);
+        if (rc < 0)
+            return vi_errno_status(rc);
+    }
+    ep->domain = d;
+    ep->dom_next = d->endpoints;
+    d->endpoints = ep;
+    d->nendpoints++;
+    return VIRTIO_IOMMU_S_OK;
+}
+
+uint8_t vi_detach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t seq)
+{
+    vi_endpoint *ep = vi_endpoint_lookup(v, endpoint);
+    if (!ep)
+        return VIRTIO_IOMMU_S_NOENT;
+    if (!ep->domain || ep->domain->id != domain)
+        return VIRTIO_IOMMU_S_INVAL;
+    vi_endpoint_detach(v, ep, seq, NULL, 0);
+    return VIRTIO_IOMMU_S_OK;
+}
+
+uint8_t vi_map(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end,
+               uint64_t phys_start, uint32_t flags, uint32_t seq)
+{
+    uint32_t known = VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE;
+    if (vi_negotiated(v, VIRTIO_IOMMU_F_MMIO))
+        known |= VIRTIO_IOMMU_MAP_F_MMIO;
+    if (flags & ~known)
+        return VIRTIO_IOMMU_S_INVAL;
+    if (virt_end < virt_start)
+        return VIRTIO_IOMMU_S_INVAL;
+    uint64_t gm = v->granule_mask;
+    /* virt_end + 1 wraps to 0 for the last page, which is aligned. */
+    if ((virt_start & gm) || (phys_start & gm) || ((virt_end + 1) & gm))
+        return VIRTIO_IOMMU_S_RANGE;
+    if (vi_offered(v, VIRTIO_IOMMU_F_INPUT_RANGE) &&
+        !u64_range_covers(v->cfg.input_range, (u64_range){virt_start, virt_end}))
+        return VIRTIO_IOMMU_S_RANGE;
+    if (u64_add_overflows(phys_start, virt_end - virt_start, NULL))
+        return VIRTIO_IOMMU_S_RANGE;
+    vi_domain *d = vi_domain_lookup(v, domain);
+    if (!d)
+        return VIRTIO_IOMMU_S_NOENT;
+    if (d->bypass)
+        return VIRTIO_IOMMU_S_INVAL;
+    for (const vi_endpoint *ep = d->endpoints; ep; ep = ep->dom_next)
+        for (uint32_t i = 0; i < ep->nresv; i++)
+            if (ep->resv[i].start <= virt_end && virt_start <= ep->resv[i].end)
+                return VIRTIO_IOMMU_S_RANGE;
+    if (interval_map_count(d->map) >= v->cfg.max_mappings_per_domain)
+        return VIRTIO_IOMMU_S_NOMEM;
+
+    vi_map_val val = {phys_start, flags, seq};
+    int rc = interval_map_insert(d->map, virt_start, virt_end, &val);
+    if (rc == -EEXIST)
+        return VIRTIO_IOMMU_S_INVAL;
+    if (rc < 0)
+        return VIRTIO_IOMMU_S_NOMEM;
+    v->stats.mappings++;
+
+    u64_range r = {virt_start, virt_end};
+    for (vi_endpoint *ep = d->endpoints; ep; ep = ep->dom_next) {
+        mapping_event ev = make_event(ep, d, r, &val, seq);
+        rc = vi_emit_map(v, ep, &ev);
+        if (rc == 0)
+            continue;
+        /* Refused: the endpoints before this one hold it, take it back. */
+        for (vi_endpoint *e = d->endpoints; e != ep; e = e->dom_next) {
+            mapping_event un = make_event(e, d, r, &val, seq);
+            vi_emit_unmap(v, e, &un);
+        }
+        interval_map_remove(d->map, virt_start, NULL);
+        v->stats.mappings--;
+        return vi_errno_status(rc);
+    }
+    return VIRTIO_IOMMU_S_OK;
+}
+
+uint8_t vi_unmap(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end, uint32_t seq)
+{
+    if (virt_end < virt_start)
+        return VIRTIO_IOMMU_S_INVAL;
+    vi_domain *d = vi_domain_lookup(v, domain);
+    if (!d)
+        return VIRTIO_IOMMU_S_NOENT;
+    if (d->bypass)
+        return VIRTIO_IOMMU_S_INVAL;
+
+    /* Atomic: refuse before removing anything when the first or last
+     * affected mapping would be split; every mapping in between lies
+     * wholly inside the range. */
+    u64_range r, last;
+    vi_map_val val;
+    if (!interval_map_find_first(d->map, virt_start, virt_end, &r))
+        return VIRTIO_IOMMU_S_OK; /* nothing mapped there */
+    if (r.first < virt_start)
+        return VIRTIO_IOMMU_S_RANGE;
+    if (r.last < virt_end && interval_map_find(d->map, virt_end, &last) && last.last > virt_end)
+        return VIRTIO_IOMMU_S_RANGE;
+    if (r.last > virt_end)
+        return VIRTIO_IOMMU_S_RANGE;
+
+    for (;;) {
+        interval_map_remove(d->map, r.first, &val);
+        v->stats.mappings--;
+        for (vi_endpoint *ep = d->endpoints; ep; ep = ep->dom_next) {
+            mapping_event ev = make_event(ep, d, r, &val, seq);
+            vi_emit_unmap(v, ep, &ev);
+        }
+        if (r.last >= virt_end || !interval_map_find_first(d->map, r.last + 1, virt_end, &r))
+            break;
+    }
+    return VIRTIO_IOMMU_S_OK;
+}

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * viommu_internal.h - the device's state, shared by the library's
+ * modules (device.c, request.c, domain.c, translate.c, virtqueue.c).
+ */
+#ifndef VIOMMU_INTERNAL_H
+#define VIOMMU_INTERNAL_H
+
+#include <endian.h>
+#include <errno.h>
+
+#include "viommu.h"
+
+/* A domain mapping's inline value in the interval map: 16 bytes. */
+typedef struct vi_map_val {
+    uint64_t phys;
+    uint32_t flags;
+    /* Index of the creating request within its batch, so a map a
+     * listener fails at batch_end is matched to exactly this mapping. */
+    uint32_t seq;
+} vi_map_val;
+_Static_assert(sizeof(vi_map_val) == 16, "mapping value is 16 bytes");
+
+typedef struct vi_resv {
+    uint64_t start;
+    uint64_t end;
+    uint8_t subtype;
+} vi_resv;
+
+typedef struct vi_domain vi_domain;
+
+typedef struct vi_endpoint {
+    uint32_t id;
+    vi_domain *domain;
+    struct vi_endpoint *dom_next; /* next endpoint of the same domain */
+    mapping_listener listener;
+    vi_resv *resv;
+    uint32_t nresv;
+    uint64_t batch_gen; /* batch in which batch_begin was last called */
+} vi_endpoint;
+
+struct vi_domain {
+    uint32_t id;
+    bool bypass;
+    interval_map *map; /* NULL for a bypass domain */
+    vi_endpoint *endpoints;
+    uint32_t nendpoints;
+};
+
+/* A map a listener failed at batch_end. */
+typedef struct vi_failure {
+    mapping_event ev;
+    int err;
+} vi_failure;
+
+/* A buffer the driver posted on the event queue (iovec interface). */
+typedef struct vi_event_buf {
+    struct iovec iov[VIOMMU_EVENT_IOV_MAX];
+    size_t count;
+    uint64_t cookie;
+} vi_event_buf;
+
+struct viommu {
+    viommu_config cfg;
+    uint64_t driver_features;
+    uint8_t bypass;        /* config.bypass as the driver sees it */
+    uint64_t granule_mask; /* granule - 1 */
+
+    GHashTable *endpoints;      /* u32 id -> vi_endpoint * */
+    GHashTable *domains;        /* u32 id -> vi_domain * */
+    vi_domain *last_domain;     /* lookup cache, cleared when a domain dies */
+    vi_endpoint *last_endpoint; /* lookup cache */
+
+    /* The batch in progress. */
+    uint64_t batch_gen;
+    vi_endpoint **touched; /* listeners that got batch_begin */
+    size_t ntouched;
+    size_t touched_cap;
+    GArray *failures; /* vi_failure, collected at batch_end */
+
+    /* Event queue: posted buffers (a ring) or an attached virtqueue. */
+    vi_event_buf *events;
+    uint32_t events_head;
+    uint32_t events_count;
+    viommu_event_complete_fn event_complete;
+    void *event_opaque;
+    viommu_vq *event_vq;
+    void (*event_vq_notify)(void *opaque);
+    void *event_vq_opaque;
+
+    viommu_stats stats;
+};
+
+static inline bool vi_negotiated(const viommu *v, unsigned bit)
+{
+    return (v->driver_features & VIOMMU_FEATURE(bit)) != 0;
+}
+
+static inline bool vi_offered(const viommu *v, unsigned bit)
+{
+    return (v->cfg.features & VIOMMU_FEATURE(bit)) != 0;
+}
+
+static inline vi_endpoint *vi_endpoint_find(const viommu *v, uint32_t id)
+{
+    return g_hash_table_lookup(v->endpoints, GUINT_TO_POINTER(id));
+}
+
+static inline vi_endpoint *vi_endpoint_lookup(viommu *v, uint32_t id)
+{
+    /* Endpoints are never removed, so the cached pointer stays valid. */
+    vi_endpoint *ep = v->last_endpoint;
+    if (ep && ep->id == id)
+        return ep;
+    ep = vi_endpoint_find(v, id);
+    if (ep)
+        v->last_endpoint = ep;
+    return ep;
+}
+
+static inline vi_domain *vi_domain_lookup(viommu *v, uint32_t id)
+{
+    vi_domain *d = v->last_domain;
+    if (d && d->id == id)
+        return d;
+    d = g_hash_table_lookup(v->domains, GUINT_TO_POINTER(id));
+    if (d)
+        v->last_domain = d;
+    return d;
+}
+
+/* domain.c: the request semantics, on decoded host-order values. */
+uint8_t vi_attach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t flags, uint32_t seq);
+uint8_t vi_detach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t seq);
+uint8_t vi_map(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end,
+               uint64_t phys_start, uint32_t flags, uint32_t seq);
+uint8_t vi_unmap(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end, uint32_t seq);
+/* Detaches @ep from its domain (unmap events to its listener, except the
+ * ranges listed in @skip), destroying the domain when it empties. */
+void vi_endpoint_detach(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failure *skip,
+                        size_t nskip);
+void vi_domain_destroy(viommu *v, vi_domain *d);
+
+/* request.c: listener plumbing within a batch. */
+int vi_emit_map(viommu *v, vi_endpoint *ep, const mapping_event *ev);
+void vi_emit_unmap(viommu *v, vi_endpoint *ep, const mapping_event *ev);
+void vi_batch_start(viommu *v);
+void vi_batch_finish(viommu *v, mapping_failed_fn failed, void *fail_opaque);
+uint8_t vi_errno_status(int err);
+
+/* translate.c: the event queue. */
+void vi_events_drop(viommu *v);
+
+/* virtqueue.c: pops one chain of the event queue, writes @len bytes
+ * of @data into it and pushes it. Returns 0; -EAGAIN when the chain was
+ * too small (returned with used length 0: try the next); -ENOENT when
+ * no chain is available; -EIO when the ring is broken. Sets *notify. */
+int vi_vq_push_event(viommu_vq *vq, const void *data, size_t len, bool *notify);
+
+/* Copies between iovec lists and flat buffers; return bytes copied. */
+size_t vi_iov_size(const struct iovec *iov, size_t count);
+size_t vi_iov_read(const struct iovec *iov, size_t count, size_t offset, void *buf, size_t len);
+size_t vi_iov_write(const struct iovec *iov, size_t count, size_t offset, const void *buf,
+                    size_t len);
+size_t vi_iov_fill(const struct iovec *iov, size_t count, size_t offset, uint8_t byte, size_t len);
+
+#endif /* VIOMMU_INTERNAL_H */
