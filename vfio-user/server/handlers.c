@@ -31,7 +31,8 @@
 
 /* Deeper JSON than this is refused before it reaches the parser. */
 #define MAX_JSON_DEPTH 32
-#define MIN_LOG_PGSIZE 512u
+#define MIN_LOG_PGSIZE 4096u
+#define MAX_LOG_PGSIZE (1ull << 30)
 
 static vus_map_rules map_rules(const vfio_user_server_conn *c)
 {
@@ -181,11 +182,14 @@ static int handle_version(vfio_user_server_conn *c, vus_msg *m)
                 return -EPROTO;
             }
         } else {
-            /* "The smallest between the client and the server is used." */
-            if (!vus_is_pow2(caps.pgsize) || caps.pgsize < MIN_LOG_PGSIZE)
+            /*
+             * The server logs in software at any power of two from 4 KiB
+             * to 1 GiB, so the client's page size is the smaller one.
+             */
+            if (!vus_is_pow2(caps.pgsize) || caps.pgsize < MIN_LOG_PGSIZE ||
+                caps.pgsize > MAX_LOG_PGSIZE)
                 return EINVAL;
-            if (caps.pgsize < c->pgsize)
-                c->pgsize = caps.pgsize;
+            c->pgsize = caps.pgsize;
         }
     }
     c->client_max_fds = caps.max_msg_fds;
@@ -592,6 +596,8 @@ static int logging_start(vfio_user_server_conn *c, vus_msg *m, uint8_t *echo)
     /* The device may pick its page size and says so in the reply. */
     if (pgsize < MIN_LOG_PGSIZE)
         pgsize = MIN_LOG_PGSIZE;
+    if (pgsize > MAX_LOG_PGSIZE)
+        pgsize = MAX_LOG_PGSIZE;
     if (c->dma.logging)
         return EBUSY;
     /* Every write is logged: the ranges only say what the client will ask about. */
