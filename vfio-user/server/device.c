@@ -136,6 +136,5 @@ int vus_device_write(vfio_user_server_conn *c, uint64_t offset, const uint8_t *d
     vus_put32(c->regs + VFIO_USER_SAMPLE_DMA_STATUS, status);
     if (cmd == VFIO_USER_SAMPLE_CMD_READ && status == 0)
         vus_put64(c->regs + VFIO_USER_SAMPLE_DMA_SUM, sum);
-    vus_log(c, "  device DMA %s len %u status %u", cmd == 1 ? "write" : "read", len, status);
     return ret;
 }

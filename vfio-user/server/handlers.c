@@ -168,7 +168,6 @@ static int handle_version(vfio_user_server_conn *c, vus_msg *m)
         const char *j = (const char *)m->body + vlen;
         size_t n = m->len - vlen;
         if (!json_depth_ok(j, n) || !vfio_user_caps_from_json(j, n, &caps, &err)) {
-            vus_log(c, "  bad VERSION data: %s", err ? err->message : "nested too deep");
             return EINVAL;
         }
     }
@@ -806,9 +805,6 @@ int vus_handle(vfio_user_server_conn *c, vus_msg *m)
     int op = vfio_user_command_op(c->prof->dialect, m->hdr.command);
     int ret;
 
-    vus_log(c, "id %u command %u (%s) size %u flags 0x%x fds %u", m->hdr.msg_id, m->hdr.command,
-            op > 0 ? vfio_user_op_name((vfio_user_op)op) : "unknown", m->hdr.msg_size, m->hdr.flags,
-            m->nfds);
     if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND) {
         /* Nothing is waiting for a reply here: a reply to nothing. */
         return 0;
@@ -850,6 +846,10 @@ int vus_handle(vfio_user_server_conn *c, vus_msg *m)
             ret = EINVAL;
         }
     }
+    /* One line per message handled. */
+    vus_log(c, "id %u command %u (%s) size %u flags 0x%x fds %u: %s", m->hdr.msg_id, m->hdr.command,
+            op > 0 ? vfio_user_op_name((vfio_user_op)op) : "unknown", m->hdr.msg_size, m->hdr.flags,
+            m->nfds, ret == 0 ? "ok" : g_strerror(ret > 0 ? ret : -ret));
     if (ret > 0) {
         int r = vus_reply_error(c, m, ret);
         return r < 0 ? r : 0;

@@ -336,7 +336,6 @@ int vus_reply_error(vfio_user_server_conn *c, const vus_msg *req, int err)
         .error_no = (uint32_t)err,
     };
 
-    vus_log(c, "  -> error %d (%s)", err, g_strerror(err));
     if (req->hdr.flags & VFIO_USER_F_NO_REPLY)
         return 0;
     if (fault_applies(c, req))
@@ -415,7 +414,7 @@ int vus_conn_dma_rw(vfio_user_server_conn *c, bool write, uint64_t iova, uint64_
         vus_put64(body + offsetof(struct vfio_user_dma_access_wire, count), n);
         if (write)
             memset(body + hlen, fill, (size_t)n);
-        vus_log(c, "  <- DMA_%s iova 0x%" G_GINT64_MODIFIER "x count %" G_GUINT64_FORMAT,
+        vus_log(c, "sending DMA_%s iova 0x%" G_GINT64_MODIFIER "x count %" G_GUINT64_FORMAT,
                 write ? "WRITE" : "READ", iova, n);
         ret = round_trip(c, write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, body, blen, &reply);
         g_free(body);

@@ -103,9 +103,10 @@ typedef struct raw_msg {
     uint8_t *body;
     size_t len;
     unsigned nfds;
+    int fd0; /* the first fd received, kept open until raw_msg_free(); -1 if none */
 } raw_msg;
 
-static inline int raw_read(int fd, void *buf, size_t len, unsigned *nfds)
+static inline int raw_read(int fd, void *buf, size_t len, unsigned *nfds, int *fd0)
 {
     size_t done = 0;
 
@@ -131,7 +132,10 @@ static inline int raw_read(int fd, void *buf, size_t len, unsigned *nfds)
                 for (size_t i = 0; i < k; i++) {
                     int f;
                     memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-                    close(f);
+                    if (*fd0 < 0)
+                        *fd0 = f;
+                    else
+                        close(f);
                     (*nfds)++;
                 }
             }
@@ -141,14 +145,15 @@ static inline int raw_read(int fd, void *buf, size_t len, unsigned *nfds)
     return 0;
 }
 
-/* Receives one message (fds are counted and closed). */
+/* Receives one message (fds are counted; all but the first are closed at once). */
 static inline int raw_recv(int fd, raw_msg *m)
 {
     uint8_t h[16];
     int ret;
 
     memset(m, 0, sizeof(*m));
-    ret = raw_read(fd, h, 16, &m->nfds);
+    m->fd0 = -1;
+    ret = raw_read(fd, h, 16, &m->nfds, &m->fd0);
     if (ret < 0)
         return ret;
     m->id = vus_get16(h);
@@ -160,13 +165,16 @@ static inline int raw_recv(int fd, raw_msg *m)
         return -EBADMSG;
     m->len = m->size - 16;
     m->body = g_malloc(m->len + 1);
-    return raw_read(fd, m->body, m->len, &m->nfds);
+    return raw_read(fd, m->body, m->len, &m->nfds, &m->fd0);
 }
 
 static inline void raw_msg_free(raw_msg *m)
 {
     g_free(m->body);
     m->body = NULL;
+    if (m->fd0 >= 0)
+        close(m->fd0);
+    m->fd0 = -1;
 }
 
 /* A memfd of @size bytes. */
