@@ -65,6 +65,11 @@ struct vfio_user_client {
     pending *ring;
     unsigned head, count;
     uint16_t next_id;
+    /*
+     * Ids sent with NO_REPLY: a server may still answer an error to one,
+     * which is then dropped instead of being taken for a reply to nothing.
+     */
+    uint64_t no_reply_ids[65536 / 64];
 
     uint8_t *rbuf;
     size_t rcap, rlen;
@@ -88,6 +93,8 @@ struct vfio_user_client {
 
     /* true while messages inside rbuf are being handled: rbuf must not move */
     bool rbuf_pinned;
+    /* > 0 while a callback runs: calls back into the client are refused */
+    unsigned in_callback;
     bool connected;
     int last_error;
     vfio_user_client_stats stats;
@@ -133,8 +140,11 @@ static int fail_connection(vfio_user_client *c, int err)
     }
     while (c->count > 0) {
         pending *p = slot(c, 0);
-        if (!p->done && p->cb)
+        if (!p->done && p->cb) {
+            c->in_callback++;
             p->cb(p->opaque, c->last_error, NULL);
+            c->in_callback--;
+        }
         p->done = true;
         c->head = (c->head + 1) % c->cfg.window;
         c->count--;
@@ -338,8 +348,11 @@ static int serve_request(vfio_user_client *c, const vfio_user_msg *m)
 
     switch (m->op) {
     case VFIO_USER_OP_VM_INTERRUPT:
-        if (c->ops.interrupt)
+        if (c->ops.interrupt) {
+            c->in_callback++;
             c->ops.interrupt(c->opaque, m->interrupt.sub_index);
+            c->in_callback--;
+        }
         break;
     case VFIO_USER_OP_DMA_READ: {
         uint64_t limit = c->cfg.caps.max_data_xfer_size ? c->cfg.caps.max_data_xfer_size
@@ -347,8 +360,10 @@ static int serve_request(vfio_user_client *c, const vfio_user_msg *m)
         if (m->dma_io.count > limit || m->dma_io.count + 32 > c->max_send)
             return reply_error(c, &m->hdr, m->op, EMSGSIZE);
         g_autofree uint8_t *data = g_malloc(m->dma_io.count ? m->dma_io.count : 1);
+        c->in_callback++;
         rc = c->ops.dma_rw ? c->ops.dma_rw(c->opaque, m->dma_io.addr, data, m->dma_io.count, false)
                            : -EFAULT;
+        c->in_callback--;
         if (rc < 0)
             return reply_error(c, &m->hdr, m->op, rc);
         r.dma_io.addr = m->dma_io.addr;
@@ -360,9 +375,11 @@ static int serve_request(vfio_user_client *c, const vfio_user_msg *m)
         return send_server_reply(c, &r);
     }
     case VFIO_USER_OP_DMA_WRITE:
+        c->in_callback++;
         rc = c->ops.dma_rw ? c->ops.dma_rw(c->opaque, m->dma_io.addr, (void *)m->dma_io.data,
                                            m->dma_io.count, true)
                            : -EFAULT;
+        c->in_callback--;
         if (rc < 0)
             return reply_error(c, &m->hdr, m->op, rc);
         r.dma_io.addr = m->dma_io.addr;
@@ -404,6 +421,10 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
     vfio_user_msg m;
     int result;
 
+    if (!p && (c->no_reply_ids[h->msg_id / 64] >> (h->msg_id % 64)) & 1) {
+        c->no_reply_ids[h->msg_id / 64] &= ~(1ull << (h->msg_id % 64));
+        return 0;
+    }
     /* A reply to nothing: the server has lost track of the conversation. */
     if (!p)
         return fail_connection(c, -EPROTO);
@@ -426,8 +447,11 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
     p->done = true;
     c->cur_fds = result == 0 ? fds : NULL;
     c->cur_nfds = result == 0 ? nfds : 0;
-    if (p->cb)
+    if (p->cb) {
+        c->in_callback++;
         p->cb(p->opaque, result, result == 0 || (m.hdr.flags & VFIO_USER_F_ERROR) ? &m : NULL);
+        c->in_callback--;
+    }
     c->cur_fds = NULL;
     c->cur_nfds = 0;
     retire(c);
@@ -595,6 +619,8 @@ int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg, unsig
     size_t size, len;
     int rc;
 
+    if (c->in_callback)
+        return -EDEADLK;
     if (!c->connected)
         return -EPIPE;
     if (vfio_user_msg_is_reply(&msg->hdr))
@@ -631,6 +657,11 @@ int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg, unsig
     rc = vfio_user_msg_encode(c->cfg.dialect, &m, p->req, p->req_cap, &len);
     if (rc < 0)
         return rc;
+    uint64_t bit = 1ull << (m.hdr.msg_id % 64);
+    if (flags & VFIO_USER_SUBMIT_NO_REPLY)
+        c->no_reply_ids[m.hdr.msg_id / 64] |= bit;
+    else
+        c->no_reply_ids[m.hdr.msg_id / 64] &= ~bit;
     rc = send_msg(c, p->req, len, fds, nfds);
     if (rc < 0)
         return rc;
@@ -647,6 +678,8 @@ int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg, unsig
 
 int vfio_user_client_wait_all(vfio_user_client *c)
 {
+    if (c->in_callback)
+        return -EDEADLK;
     if (!c->connected)
         return c->last_error;
     if (c->count == 0) {
@@ -668,6 +701,8 @@ int vfio_user_client_fd(const vfio_user_client *c)
 
 int vfio_user_client_flush(vfio_user_client *c)
 {
+    if (c->in_callback)
+        return -EDEADLK;
     if (!c->connected)
         return c->last_error;
     return flush_out(c);
@@ -675,6 +710,8 @@ int vfio_user_client_flush(vfio_user_client *c)
 
 int vfio_user_client_dispatch(vfio_user_client *c)
 {
+    if (c->in_callback)
+        return -EDEADLK;
     if (!c->connected)
         return c->last_error;
     int frc = flush_out(c);
@@ -928,6 +965,8 @@ int vfio_user_client_take_fd(vfio_user_client *c)
 
 int vfio_user_client_wait_for(vfio_user_client *c, const unsigned *remaining)
 {
+    if (c->in_callback)
+        return -EDEADLK;
     return wait_for(c, remaining, false);
 }
 

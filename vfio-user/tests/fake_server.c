@@ -277,6 +277,8 @@ static GByteArray *answer(fake_server *f, vfio_user_msg *rq)
         r.region_info.index = rq->region_info.index;
         r.region_info.flags = VFIO_USER_REGION_INFO_FLAG_READ | VFIO_USER_REGION_INFO_FLAG_WRITE;
         r.region_info.size = rq->region_info.index == 0 ? sizeof(f->regs) : FAKE_SCRATCH_SIZE;
+        if (f->region_fd && rq->region_info.index == 1)
+            r.region_info.flags |= VFIO_USER_REGION_INFO_FLAG_MMAP;
         break;
     case VFIO_USER_OP_REGION_READ:
     case VFIO_USER_OP_REGION_WRITE: {
@@ -467,7 +469,7 @@ static bool handle(fake_server *f, raw_msg *raw, GQueue *held)
     GByteArray *b = answer(f, &rq);
     if (!b)
         return false;
-    if (h.flags & VFIO_USER_F_NO_REPLY) {
+    if ((h.flags & VFIO_USER_F_NO_REPLY) && !f->answer_no_reply) {
         g_byte_array_free(b, TRUE);
         return true;
     }
@@ -484,7 +486,15 @@ static bool handle(fake_server *f, raw_msg *raw, GQueue *held)
         }
         return ok;
     }
-    bool ok = send_reply(f, b, fault);
+    bool ok;
+    if (rq.op == VFIO_USER_OP_DEVICE_GET_REGION_INFO && f->region_fd && rq.region_info.index == 1 &&
+        !fault) {
+        int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        ok = send_bytes(f, b->data, b->len, fd);
+        close(fd);
+    } else {
+        ok = send_reply(f, b, fault);
+    }
     g_byte_array_free(b, TRUE);
     return ok;
 }

@@ -53,6 +53,8 @@ typedef struct fake_server {
     bool interrupt_on_dma; /* 2021: raise VM_INTERRUPT after each DMA command */
     uint8_t dirty_fill;    /* byte every returned bitmap is filled with */
     uint32_t error_errno;  /* errno of FAKE_FAULT_ERROR_REPLY (default ENOENT) */
+    bool region_fd;        /* region 1 is mappable: its info reply carries an fd */
+    bool answer_no_reply;  /* answer NO_REPLY commands anyway */
 
     /* state, read by tests after fake_server_join */
     int sock;

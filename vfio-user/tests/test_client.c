@@ -812,3 +812,87 @@ Test(vfio_user_client, a_server_error_of_enotsup_reaches_the_caller_unchanged)
     cr_assert(vfio_user_client_connected(c));
     stop(&f, c);
 }
+
+Test(vfio_user_client, a_region_fd_goes_to_the_caller_or_is_closed)
+{
+    fake_server f;
+    int before = count_fds();
+    fake_server_init(&f, D2021);
+    f.region_fd = true;
+    vfio_user_client *c = start(&f, 0, 0, NULL);
+    vfio_user_region_info ri;
+    int fd = -1;
+    cr_assert_eq(vfio_user_client_region_info(c, 1, &ri, &fd), 0);
+    cr_assert(ri.flags & VFIO_USER_REGION_INFO_FLAG_MMAP);
+    cr_assert_geq(fd, 0);
+    cr_assert_geq(fcntl(fd, F_GETFD), 0, "the fd is open and ours");
+    close(fd);
+    /* Nobody asks for it: the client closes it. */
+    cr_assert_eq(vfio_user_client_region_info(c, 1, &ri, NULL), 0);
+
+    /* Pipelined replies with fds, completed without taking them. */
+    tally t = {0};
+    for (int i = 0; i < 4; i++) {
+        vfio_user_msg m;
+        memset(&m, 0, sizeof(m));
+        m.op = VFIO_USER_OP_DEVICE_GET_REGION_INFO;
+        m.region_info.index = 1;
+        cr_assert_eq(vfio_user_client_submit(c, &m, 0, count_done, &t), 0);
+    }
+    cr_assert_eq(vfio_user_client_wait_all(c), 0);
+    cr_assert_eq(t.done, 4);
+    cr_assert_eq(t.failed, 0);
+    stop(&f, c);
+    cr_assert_eq(count_fds(), before);
+}
+
+Test(vfio_user_client, an_answer_to_a_no_reply_command_is_dropped)
+{
+    fake_server f;
+    fake_server_init(&f, D2021);
+    f.answer_no_reply = true;
+    vfio_user_client *c = start(&f, 0, 0, NULL);
+    vfio_user_msg m;
+    memset(&m, 0, sizeof(m));
+    m.op = VFIO_USER_OP_DEVICE_RESET;
+    cr_assert_eq(vfio_user_client_submit(c, &m, VFIO_USER_SUBMIT_NO_REPLY, NULL, NULL), 0);
+    vfio_user_device_info di;
+    cr_assert_eq(vfio_user_client_device_get_info(c, &di), 0);
+    cr_assert(vfio_user_client_connected(c));
+    stop(&f, c);
+    cr_assert_eq(f.commands, 2);
+}
+
+typedef struct reentry {
+    vfio_user_client *c;
+    int submit_rc, wait_rc;
+} reentry;
+
+static void reenter(void *opaque, int result, const vfio_user_msg *reply)
+{
+    reentry *r = opaque;
+    vfio_user_msg m;
+    (void)result;
+    (void)reply;
+    memset(&m, 0, sizeof(m));
+    m.op = VFIO_USER_OP_DEVICE_RESET;
+    r->submit_rc = vfio_user_client_submit(r->c, &m, 0, NULL, NULL);
+    r->wait_rc = vfio_user_client_wait_all(r->c);
+}
+
+Test(vfio_user_client, calls_from_a_completion_callback_are_refused)
+{
+    fake_server f;
+    fake_server_init(&f, D091);
+    vfio_user_client *c = start(&f, 0, 0, NULL);
+    reentry r = {.c = c};
+    vfio_user_msg m;
+    memset(&m, 0, sizeof(m));
+    m.op = VFIO_USER_OP_DEVICE_RESET;
+    cr_assert_eq(vfio_user_client_submit(c, &m, 0, reenter, &r), 0);
+    cr_assert_eq(vfio_user_client_wait_all(c), 0);
+    cr_assert_eq(r.submit_rc, -EDEADLK);
+    cr_assert_eq(r.wait_rc, -EDEADLK);
+    stop(&f, c);
+    cr_assert_eq(f.commands, 1);
+}
