@@ -117,8 +117,8 @@ char *vus_caps_json(const vus_profile *prof, uint32_t max_regions, uint64_t pgsi
  * is closed once mapped: the mapping keeps the memory alive.
  */
 typedef struct vus_region {
-    uint8_t *host;   /* the region's first byte in our mapping; NULL: reach it by messages */
-    uint64_t *dirty; /* logged pages from floor(first / log_pgsize); NULL when not logging */
+    uint8_t *host;        /* the region's first byte in our mapping; NULL: reach it by messages */
+    uint64_t *dirty;      /* logged pages from floor(first / log_pgsize); NULL when not logging */
     uint32_t prot;        /* VFIO_USER_PROT_* */
     uint32_t dirty_words; /* u64 words allocated at @dirty */
 } vus_region;

@@ -256,7 +256,6 @@ static int reply_faulty(vfio_user_server_conn *c, const vus_msg *req, vfio_user_
                         const void *body, size_t len, int fd_out)
 {
     uint32_t k = c->opts.faults.kinds;
-    uint8_t h[VFIO_USER_HEADER_SIZE];
     int ret, extra_fd = -1;
 
     vus_log(c, "fault injection 0x%x on reply to command %u id %u", k, req->hdr.command,
@@ -304,7 +303,6 @@ static int reply_faulty(vfio_user_server_conn *c, const vus_msg *req, vfio_user_
         shutdown(c->fd, SHUT_RDWR);
         return ret < 0 ? ret : -EPROTO;
     }
-    (void)h;
     ret = vus_send(c->fd, hdr, body, len, fd_out, k & VFIO_USER_SERVER_FAULT_SHORT_WRITES);
     if (extra_fd >= 0)
         close(extra_fd);

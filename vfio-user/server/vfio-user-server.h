@@ -223,6 +223,38 @@ VFIO_USER_SERVER_API size_t vfio_user_server_conn_region_count(const vfio_user_s
  */
 VFIO_USER_SERVER_API size_t vfio_user_server_conn_region_memory(const vfio_user_server_conn *conn);
 
+/**
+ * vfio_user_server_thread - a connection served by its own thread (for
+ * tests of clients, which drive the other end of a socketpair).
+ */
+typedef struct vfio_user_server_thread vfio_user_server_thread;
+
+/**
+ * vfio_user_server_spawn_pair - creates an AF_UNIX socketpair and serves
+ * one end with a new connection on a new thread.
+ * @client_fd: receives the other end; the caller owns it.
+ *
+ * Returns the thread, or NULL with @error set (bad options, socketpair or
+ * thread creation failure). Finish it with vfio_user_server_join().
+ */
+VFIO_USER_SERVER_API vfio_user_server_thread *
+vfio_user_server_spawn_pair(const vfio_user_server_options *opts, int *client_fd, GError **error);
+
+/**
+ * vfio_user_server_thread_conn - the connection the thread serves, for
+ * vfio_user_server_conn_region_count() and the like. Only valid until
+ * vfio_user_server_join(); read it while the client is idle.
+ */
+VFIO_USER_SERVER_API vfio_user_server_conn *
+vfio_user_server_thread_conn(vfio_user_server_thread *t);
+
+/**
+ * vfio_user_server_join - ends the thread and frees it with its
+ * connection. @stop: stop serving now (else wait until the client closes
+ * its end). Returns what vfio_user_server_conn_run() returned.
+ */
+VFIO_USER_SERVER_API int vfio_user_server_join(vfio_user_server_thread *t, bool stop);
+
 /* ------------------------------------------------------------------ */
 /* Listening server: one thread per client                             */
 /* ------------------------------------------------------------------ */

@@ -19,41 +19,27 @@
 #include "private.h"
 
 typedef struct srv_thread {
+    vfio_user_server_thread *t;
     vfio_user_server_conn *conn;
-    GThread *thread;
-    int ret;
 } srv_thread;
-
-static gpointer srv_thread_main(gpointer data)
-{
-    srv_thread *s = data;
-    s->ret = vfio_user_server_conn_run(s->conn);
-    return NULL;
-}
 
 /* Starts a server connection; *client_fd receives the client's end. */
 static inline srv_thread *srv_start(const vfio_user_server_options *opts, int *client_fd)
 {
-    int sv[2];
     srv_thread *s = g_new0(srv_thread, 1);
     GError *err = NULL;
 
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    s->conn = vfio_user_server_conn_new(sv[1], opts, &err);
-    cr_assert_not_null(s->conn, "%s", err ? err->message : "");
-    s->thread = g_thread_new("server", srv_thread_main, s);
-    *client_fd = sv[0];
+    s->t = vfio_user_server_spawn_pair(opts, client_fd, &err);
+    cr_assert_not_null(s->t, "%s", err ? err->message : "");
+    s->conn = vfio_user_server_thread_conn(s->t);
     return s;
 }
 
 /* Waits for the server thread (the client end must be closed first) and frees it. */
 static inline int srv_join(srv_thread *s)
 {
-    int ret;
+    int ret = vfio_user_server_join(s->t, false);
 
-    g_thread_join(s->thread);
-    ret = s->ret;
-    vfio_user_server_conn_free(s->conn);
     g_free(s);
     return ret;
 }

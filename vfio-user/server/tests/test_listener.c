@@ -138,3 +138,26 @@ Test(program, rejects_unknown_profiles_and_prints_help)
     cr_assert_not_null(strstr(out, "--socket"));
     cr_assert_not_null(strstr(out, "--profile"));
 }
+
+Test(listener, a_spawned_connection_stops_on_request_and_closes_the_client_end)
+{
+    vfio_user_server_options o;
+    vfio_user_server_thread *t;
+    GError *err = NULL;
+    raw_msg r;
+    int fd, fds_before = count_fds();
+
+    vfio_user_server_options_init(&o);
+    t = vfio_user_server_spawn_pair(&o, &fd, &err);
+    cr_assert_not_null(t, "%s", err ? err->message : "");
+    cr_assert_eq(raw_version(fd, RAW_CAPS, NULL), 0);
+    cr_assert_eq(vfio_user_server_join(t, true), 0);
+    cr_assert_eq(raw_recv(fd, &r), -ECONNRESET);
+    close(fd);
+    cr_assert_eq(count_fds(), fds_before);
+    o.pgsize = 3;
+    cr_assert_null(vfio_user_server_spawn_pair(&o, &fd, &err));
+    cr_assert_not_null(err);
+    g_clear_error(&err);
+    cr_assert_eq(count_fds(), fds_before, "a failed spawn leaks nothing");
+}
