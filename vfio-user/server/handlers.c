@@ -80,9 +80,10 @@ static int bitmap_geometry(uint64_t iova, uint64_t size, uint64_t pgsize, uint64
 
     if (!vus_is_pow2(pgsize) || u64_range_from_size(iova, size, &r) < 0)
         return -EINVAL;
+    /* Rounded up without "+ 63": nbits may be close to 2^64. */
     nbits = (size - 1) / pgsize + 1;
-    *min_bytes = (nbits + 7) / 8;
-    *word_bytes = (nbits + 63) / 64 * 8;
+    *min_bytes = nbits / 8 + (nbits % 8 != 0);
+    *word_bytes = (nbits / 64 + (nbits % 64 != 0)) * 8;
     return 0;
 }
 
@@ -99,7 +100,8 @@ static bool bitmap_size_ok(const vfio_user_server_conn *c, uint64_t asked, uint6
 static int collect_into(vfio_user_server_conn *c, uint64_t iova, uint64_t size, uint64_t pgsize,
                         uint8_t *out, uint64_t out_bytes)
 {
-    uint64_t nwords = ((size - 1) / pgsize + 1 + 63) / 64;
+    uint64_t nbits = (size - 1) / pgsize + 1;
+    uint64_t nwords = nbits / 64 + (nbits % 64 != 0);
     uint64_t *words = g_try_new0(uint64_t, nwords);
     int ret;
 

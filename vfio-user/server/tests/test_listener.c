@@ -99,12 +99,14 @@ Test(listener, refuses_an_existing_path_and_bad_options)
 Test(program, serves_a_client_and_exits_cleanly_on_sigterm)
 {
     g_autofree char *path = temp_socket();
-    char *argv[] = {SERVER_EXE, "--socket", path, "--dialect", "final", NULL};
+    char *argv[] = {SERVER_EXE, "--socket", path, "--dialect", "final", "--verbose", NULL};
     GError *err = NULL;
     GPid pid;
     int fd = -1, status;
 
-    cr_assert(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, &err),
+    cr_assert(g_spawn_async(NULL, argv, NULL,
+                            G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                            &pid, &err),
               "%s", err ? err->message : "");
     /* Waits for the socket to appear (bounded: about 10 s). */
     for (int i = 0; i < 1000 && fd < 0; i++) {
