@@ -414,6 +414,9 @@ static int handle_dma_unmap(vfio_user_server_conn *c, vus_msg *m)
     if (flags & ~(VFIO_USER_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_USER_DMA_UNMAP_FLAG_ALL) ||
         argsz < UNMAP_091)
         return EINVAL;
+    /* libvfio-user caps one unmap's reply, and so its bitmap, at 1 MiB. */
+    if (c->prof->max_unmap_argsz && argsz > c->prof->max_unmap_argsz)
+        return EINVAL;
 
     if (flags & VFIO_USER_DMA_UNMAP_FLAG_ALL) {
         if (want_bitmap || iova || size)

@@ -73,7 +73,8 @@ typedef struct vus_profile {
     bool caps_migration; /* advertise migration.pgsize */
     bool caps_own;       /* advertise max_msg_size, max_dma_maps */
     bool caps_unmap_partial;
-    uint32_t max_msg_size; /* largest request accepted, header included */
+    uint32_t max_msg_size;    /* largest request accepted, header included */
+    uint32_t max_unmap_argsz; /* DMA_UNMAP argsz above this is refused; 0: no limit */
     uint32_t max_regions;
     uint64_t max_region_size;
     int map_overlap_errno; /* a map overlapping a region */

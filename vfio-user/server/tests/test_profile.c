@@ -132,3 +132,41 @@ Test(profile, libvfio_user_2026_hands_out_a_twin_socket_for_its_own_requests)
     close(twin);
     finish();
 }
+
+Test(profile, libvfio_user_2022_refuses_an_unmap_argsz_over_1_mib)
+{
+    uint8_t b[32];
+
+    start(VFIO_USER_SERVER_PROFILE_LIBVFIO_USER_2022, VFIO_USER_DIALECT_2021);
+    cr_assert_eq(raw_version(cfd, RAW_CAPS, NULL), 0);
+    raw_map_091(b, 0x100000, 0x1000, 0);
+    cr_assert_eq(raw_call(cfd, 1, VFIO_USER_DMA_MAP, b, 32, NULL, 0, NULL), 0);
+    vus_put32(b, (1u << 20) + 1);
+    vus_put32(b + 4, 0);
+    vus_put64(b + 8, 0x100000);
+    vus_put64(b + 16, 0x1000);
+    cr_assert_eq(raw_call(cfd, 2, VFIO_USER_DMA_UNMAP, b, 24, NULL, 0, NULL), EINVAL);
+    vus_put32(b, 1u << 20);
+    cr_assert_eq(raw_call(cfd, 3, VFIO_USER_DMA_UNMAP, b, 24, NULL, 0, NULL), 0);
+    finish();
+}
+
+Test(profile, peers_refuse_a_region_over_8_tib_and_a_17th_region)
+{
+    uint8_t b[32];
+
+    start(VFIO_USER_SERVER_PROFILE_QEMU_7_2, VFIO_USER_DIALECT_2021);
+    cr_assert_eq(raw_version(cfd, RAW_CAPS, NULL), 0);
+    raw_map_091(b, 0, (8ull << 40) + 4096, 0);
+    cr_assert_eq(raw_call(cfd, 1, VFIO_USER_DMA_MAP, b, 32, NULL, 0, NULL), ENOSPC);
+    for (uint16_t i = 0; i < 16; i++) {
+        raw_map_091(b, 0x10000ull * i, 0x1000, 0);
+        cr_assert_eq(raw_call(cfd, (uint16_t)(2 + i), VFIO_USER_DMA_MAP, b, 32, NULL, 0, NULL), 0);
+    }
+    raw_map_091(b, 0x10000ull * 16, 0x1000, 0);
+    cr_assert_eq(raw_call(cfd, 20, VFIO_USER_DMA_MAP, b, 32, NULL, 0, NULL), EINVAL);
+    raw_map_091(b, 0x800, 0x1000, 0);
+    cr_assert_eq(raw_call(cfd, 21, VFIO_USER_DMA_MAP, b, 32, NULL, 0, NULL), EINVAL,
+                 "an overlap is EINVAL");
+    finish();
+}
