@@ -141,7 +141,9 @@ typedef struct vfio_user_server_faults {
  *   always speak their own).
  * @max_regions: PROFILE_OWN's DMA region limit (advertised as
  *   max_dma_maps; a map beyond it fails with ENOSPC).
- * @pgsize: PROFILE_OWN's dirty-logging page size (power of two >= 4096).
+ * @pgsize: PROFILE_OWN's dirty-logging page size when the client offers
+ *   none (a power of two from 4 KiB to 1 GiB); a client's migration.pgsize
+ *   in that range is taken instead, any other is refused with EINVAL.
  * @dma_timeout_ms: how long a server-to-client DMA_READ / DMA_WRITE may
  *   wait for its reply before the transfer fails with ETIMEDOUT and the
  *   connection is closed; 0 waits forever.
