@@ -26,6 +26,12 @@
  * answered: through the mapping of a region that came with an fd
  * (marking its pages dirty while logging is on), or with DMA_READ /
  * DMA_WRITE messages to the client for a region that came without one.
+ *
+ * A client may shrink the file behind a mapped region; a transfer that
+ * then touches the lost part fails with DMA_STATUS = EFAULT instead of
+ * killing the process. For that, the first transfer through a mapping
+ * installs a process-wide SIGBUS handler that hands any SIGBUS raised
+ * outside a transfer back to the disposition it replaced.
  */
 #ifndef VFIO_USER_SERVER_H
 #define VFIO_USER_SERVER_H
