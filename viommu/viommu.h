@@ -646,7 +646,7 @@ VIOMMU_API void viommu_get_stats(const viommu *v, viommu_stats *out);
  * VMM's: the destination creates them the same way before loading.
  *
  * Returns 0 and stores a buffer the caller frees with g_free() in
- * @data and its size in @len; -ENOMEM.
+ * @data and its size in @len (glib aborts when memory is short).
  */
 VIOMMU_API int viommu_save(const viommu *v, uint8_t **data, size_t *len);
 
