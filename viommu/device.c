@@ -209,7 +209,7 @@ int viommu_endpoint_add(viommu *v, uint32_t endpoint)
 
 bool viommu_endpoint_exists(const viommu *v, uint32_t endpoint)
 {
-    return vi_endpoint_lookup(v, endpoint) != NULL;
+    return vi_endpoint_find(v, endpoint) != NULL;
 }
 
 int viommu_endpoint_add_resv(viommu *v, uint32_t endpoint, uint64_t start, uint64_t end,
@@ -256,7 +256,7 @@ int viommu_endpoint_set_listener(viommu *v, uint32_t endpoint, const mapping_lis
 
 int viommu_endpoint_domain(const viommu *v, uint32_t endpoint, uint32_t *domain)
 {
-    const vi_endpoint *ep = vi_endpoint_lookup(v, endpoint);
+    const vi_endpoint *ep = vi_endpoint_find(v, endpoint);
     if (!ep)
         return -ENOENT;
     if (!ep->domain)

@@ -20,41 +20,51 @@ size_t vi_iov_size(const struct iovec *iov, size_t count)
     return total;
 }
 
-/* Walks @iov from @offset for @len bytes, calling @op on each piece. */
-#define IOV_WALK(iov, count, offset, len, op)                                                      \
-    do {                                                                                           \
-        size_t done_ = 0, skip_ = (offset);                                                        \
-        for (size_t i_ = 0; i_ < (count) && done_ < (len); i_++) {                                 \
-            size_t l_ = (iov)[i_].iov_len;                                                         \
-            if (skip_ >= l_) {                                                                     \
-                skip_ -= l_;                                                                       \
-                continue;                                                                          \
-            }                                                                                      \
-            size_t n_ = l_ - skip_;                                                                \
-            if (n_ > (len)-done_)                                                                  \
-                n_ = (len)-done_;                                                                  \
-            uint8_t *p_ = (uint8_t *)(iov)[i_].iov_base + skip_;                                   \
-            op;                                                                                    \
-            done_ += n_;                                                                           \
-            skip_ = 0;                                                                             \
-        }                                                                                          \
-        return done_;                                                                              \
-    } while (0)
+typedef enum iov_op { IOV_READ, IOV_WRITE, IOV_FILL } iov_op;
+
+/* Walks @iov from @offset for up to @len bytes: copies out to @buf,
+ * copies in from @buf, or fills with @byte. Returns the bytes done. */
+static size_t iov_walk(const struct iovec *iov, size_t count, size_t offset, uint8_t *buf,
+                       uint8_t byte, size_t len, iov_op op)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < count && done < len; i++) {
+        size_t l = iov[i].iov_len;
+        if (offset >= l) {
+            offset -= l;
+            continue;
+        }
+        size_t n = l - offset;
+        if (n > len - done)
+            n = len - done;
+        uint8_t *p = (uint8_t *)iov[i].iov_base + offset;
+        if (op == IOV_READ)
+            memcpy(buf + done, p, n);
+        else if (op == IOV_WRITE)
+            memcpy(p, buf + done, n);
+        else
+            memset(p, byte, n);
+        done += n;
+        offset = 0;
+    }
+    return done;
+}
 
 size_t vi_iov_read(const struct iovec *iov, size_t count, size_t offset, void *buf, size_t len)
 {
-    IOV_WALK(iov, count, offset, len, memcpy((uint8_t *)buf + done_, p_, n_));
+    return iov_walk(iov, count, offset, buf, 0, len, IOV_READ);
 }
 
 size_t vi_iov_write(const struct iovec *iov, size_t count, size_t offset, const void *buf,
                     size_t len)
 {
-    IOV_WALK(iov, count, offset, len, memcpy(p_, (const uint8_t *)buf + done_, n_));
+    /* IOV_WRITE only reads through the pointer. */
+    return iov_walk(iov, count, offset, (uint8_t *)(uintptr_t)buf, 0, len, IOV_WRITE);
 }
 
 size_t vi_iov_fill(const struct iovec *iov, size_t count, size_t offset, uint8_t byte, size_t len)
 {
-    IOV_WALK(iov, count, offset, len, memset(p_, byte, n_));
+    return iov_walk(iov, count, offset, NULL, byte, len, IOV_FILL);
 }
 
 uint8_t vi_errno_status(int err)
@@ -104,8 +114,18 @@ void vi_batch_start(viommu *v)
     v->ntouched = 0;
 }
 
+/* Unmap-only batches cannot fail a map: nothing to collect. */
+static void ignore_failure(void *opaque, const mapping_event *ev, int err)
+{
+    (void)opaque;
+    (void)ev;
+    (void)err;
+}
+
 void vi_batch_finish(viommu *v, mapping_failed_fn failed, void *fail_opaque)
 {
+    if (!failed)
+        failed = ignore_failure;
     for (size_t i = 0; i < v->ntouched; i++) {
         vi_endpoint *ep = v->touched[i];
         if (ep->listener.ops->batch_end)
@@ -120,14 +140,6 @@ static void collect_failure(void *opaque, const mapping_event *ev, int err)
     vi_failure f = {*ev, err < 0 ? err : -EIO};
     g_array_append_val(v->failures, f);
     v->stats.listener_failures++;
-}
-
-/* Unmap events during rollback cannot fail a map: nothing to collect. */
-static void ignore_failure(void *opaque, const mapping_event *ev, int err)
-{
-    (void)opaque;
-    (void)ev;
-    (void)err;
 }
 
 static void set_failed_status(viommu_request *req, int err)
@@ -361,7 +373,7 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
         vi_batch_start(v);
         for (size_t i = 0; i < nall; i++)
             rollback_failure(v, reqs, n, &all[i], all, nall);
-        vi_batch_finish(v, ignore_failure, NULL);
+        vi_batch_finish(v, NULL, NULL);
         g_array_set_size(v->failures, 0);
     }
 

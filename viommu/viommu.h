@@ -422,7 +422,8 @@ VIOMMU_API int viommu_endpoint_add_resv(viommu *v, uint32_t endpoint, uint64_t s
 /**
  * viommu_endpoint_set_listener - @listener (copied; NULL or a NULL ops
  * removes it) receives the mapping events of @endpoint from now on. The
- * listener's opaque pointer stays the caller's.
+ * listener's opaque pointer stays the caller's. Listener callbacks must
+ * not call back into the device.
  *
  * Returns 0; -ENOENT when @endpoint is unknown; -EBUSY when it is
  * attached to a domain (set listeners before the driver attaches).
@@ -634,6 +635,39 @@ typedef struct viommu_stats {
 VIOMMU_API void viommu_get_stats(const viommu *v, viommu_stats *out);
 
 /* ------------------------------------------------------------------ */
+/* State for migration                                                 */
+/* ------------------------------------------------------------------ */
+
+/**
+ * viommu_save - the guest-visible state of @v as bytes, for migration:
+ * negotiated features, config.bypass, every domain (ID, bypass) with
+ * its attached endpoints and mappings. The configuration, endpoints,
+ * reserved regions, listeners, counters and event buffers are the
+ * VMM's: the destination creates them the same way before loading.
+ *
+ * Returns 0 and stores a buffer the caller frees with g_free() in
+ * @data and its size in @len (glib aborts when memory is short).
+ */
+VIOMMU_API int viommu_save(const viommu *v, uint8_t **data, size_t *len);
+
+/**
+ * viommu_load - restores a viommu_save() image into @v, which must have
+ * no domain (new or reset). Every check a request would make applies
+ * (features offered, domain range, alignment, input range, overlaps,
+ * reserved regions, limits), and the listeners of attached endpoints
+ * receive every mapping, in one batch. On any failure @v keeps no
+ * domain, its listeners hold nothing, and its features and bypass are
+ * as before.
+ *
+ * Returns 0; -EBUSY when @v has a domain; -EINVAL when the image is
+ * truncated, malformed or does not fit this device (an unknown
+ * endpoint, an endpoint in two domains, a mapping a MAP request would
+ * be refused); -ENOMEM; -ENOSPC or -EIO when a listener refuses or
+ * fails a mapping (its error).
+ */
+VIOMMU_API int viommu_load(viommu *v, const uint8_t *data, size_t len);
+
+/* ------------------------------------------------------------------ */
 /* Split virtqueues in guest memory                                    */
 /* ------------------------------------------------------------------ */
 
@@ -683,12 +717,19 @@ VIOMMU_API int viommu_vq_new(const viommu_vq_config *cfg, viommu_vq **out);
 VIOMMU_API void viommu_vq_free(viommu_vq *vq);
 
 /**
+ * viommu_vq_set_event_idx - whether VIRTIO_F_EVENT_IDX was negotiated
+ * (off by default): interrupts then follow the driver's used_event and
+ * the device publishes avail_event.
+ */
+VIOMMU_API void viommu_vq_set_event_idx(viommu_vq *vq, bool on);
+
+/**
  * viommu_vq_process_requests - handles one notification of the request
  * queue: pops every available chain (direct and indirect descriptors,
  * readable before writable), runs them as ONE batch, writes each used
  * element and then the used index. @notify (may be NULL) is set when
- * the driver wants an interrupt (VRING_AVAIL_F_NO_INTERRUPT clear and
- * at least one chain completed). VIRTIO_F_EVENT_IDX is not supported.
+ * the driver wants an interrupt for the chains completed (per
+ * VRING_AVAIL_F_NO_INTERRUPT, or used_event with event_idx).
  *
  * Returns the number of chains completed; -EIO when the ring is broken
  * (a descriptor index or buffer outside the table or guest RAM, a
@@ -705,7 +746,8 @@ VIOMMU_API int viommu_vq_process_requests(viommu *v, viommu_vq *vq, bool *notify
  * each fault pops one available chain, writes the report, pushes it
  * to the used ring and calls @notify(@opaque) unless the driver
  * suppressed interrupts. Buffers posted with viommu_event_post() are
- * dropped.
+ * dropped. A broken event ring (see viommu_vq_process_requests) drops
+ * the report.
  *
  * Returns 0.
  */

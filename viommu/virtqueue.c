@@ -47,6 +47,7 @@ struct viommu_vq {
     viommu_vq_config cfg;
     uint16_t last_avail;
     uint16_t used_idx;
+    bool event_idx;
     /* Scratch reused across notifications: grows, never shrinks, so a
      * steady stream of requests does not allocate. */
     struct iovec *iov;
@@ -88,6 +89,11 @@ void viommu_vq_free(viommu_vq *vq)
     g_free(vq->reqs);
     g_free(vq->iov);
     g_free(vq);
+}
+
+void viommu_vq_set_event_idx(viommu_vq *vq, bool on)
+{
+    vq->event_idx = on;
 }
 
 static void *gmap(const viommu_vq *vq, uint64_t gpa, uint64_t len, bool write, size_t align)
@@ -181,8 +187,9 @@ static int map_rings(const viommu_vq *vq, vq_rings *r)
 {
     uint64_t size = vq->cfg.size;
     r->desc = gmap(vq, vq->cfg.desc_gpa, size * sizeof(struct vring_desc), false, 16);
-    r->avail = gmap(vq, vq->cfg.avail_gpa, AVAIL_RING + 2 * size, false, 2);
-    r->used = gmap(vq, vq->cfg.used_gpa, USED_RING + 8 * size, true, 4);
+    /* Both rings end with the event-index field (used_event, avail_event). */
+    r->avail = gmap(vq, vq->cfg.avail_gpa, AVAIL_RING + 2 * size + 2, false, 2);
+    r->used = gmap(vq, vq->cfg.used_gpa, USED_RING + 8 * size + 2, true, 4);
     return (r->desc && r->avail && r->used) ? 0 : -EIO;
 }
 
@@ -214,11 +221,32 @@ static void used_publish(viommu_vq *vq, const vq_rings *r)
                      __ATOMIC_RELEASE);
 }
 
-static bool wants_interrupt(const vq_rings *r)
+/* Whether the driver wants an interrupt now that the used index moved
+ * from @old to vq->used_idx. */
+static bool wants_interrupt(const viommu_vq *vq, const vq_rings *r, uint16_t old)
 {
+    if (vq->event_idx) {
+        uint16_t ev;
+        /* The used index must be visible before used_event is read, or
+         * an update of used_event racing with it could be missed. */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        memcpy(&ev, r->avail + AVAIL_RING + 2 * (size_t)vq->cfg.size, sizeof(ev));
+        ev = le16toh(ev);
+        /* vring_need_event(): did the index step past used_event? */
+        return (uint16_t)(vq->used_idx - ev - 1) < (uint16_t)(vq->used_idx - old);
+    }
     uint16_t flags;
     memcpy(&flags, r->avail + AVAIL_FLAGS, sizeof(flags));
     return !(le16toh(flags) & VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+/* With event_idx, tells the driver which available index to kick at. */
+static void publish_avail_event(const viommu_vq *vq, const vq_rings *r)
+{
+    if (!vq->event_idx)
+        return;
+    uint16_t ev = htole16(vq->last_avail);
+    memcpy(r->used + USED_RING + 8 * (size_t)vq->cfg.size, &ev, sizeof(ev));
 }
 
 int viommu_vq_process_requests(viommu *v, viommu_vq *vq, bool *notify)
@@ -256,13 +284,15 @@ int viommu_vq_process_requests(viommu *v, viommu_vq *vq, bool *notify)
         };
     }
     if (n) {
+        uint16_t old = vq->used_idx;
         viommu_process_batch(v, vq->reqs, n);
         for (size_t i = 0; i < n; i++)
             used_put(vq, &r, vq->chains[i].head, vq->reqs[i].used_len);
-        used_publish(vq, &r);
         vq->last_avail = (uint16_t)(vq->last_avail + n);
+        publish_avail_event(vq, &r);
+        used_publish(vq, &r);
         if (notify)
-            *notify = wants_interrupt(&r);
+            *notify = wants_interrupt(vq, &r, old);
     }
     return rc < 0 ? rc : (int)n;
 }
@@ -288,9 +318,11 @@ int vi_vq_push_event(viommu_vq *vq, const void *data, size_t len, bool *notify)
     /* A report never spans buffers: too small a buffer comes back empty. */
     if (vi_iov_size(w, c.nw) >= len)
         used = vi_iov_write(w, c.nw, 0, data, len);
+    uint16_t old = vq->used_idx;
     vq->last_avail++;
     used_put(vq, &r, head, used);
+    publish_avail_event(vq, &r);
     used_publish(vq, &r);
-    *notify = wants_interrupt(&r);
+    *notify = wants_interrupt(vq, &r, old);
     return used ? 0 : -EAGAIN;
 }

@@ -454,3 +454,85 @@ Test(viommu_unmap, examples_hold_with_4k_pages)
     cr_assert_eq(test_mappings(v, 1), 0);
     viommu_free(v);
 }
+
+/*
+ * A naive model of one domain over a 64-byte address space (byte
+ * granule): owner[a] is the index of the mapping covering a, or -1.
+ * Random MAP and UNMAP requests must get the model's status and leave
+ * the same mappings.
+ */
+typedef struct model {
+    int owner[64];
+    int next_id;
+} model;
+
+static int model_map(model *m, unsigned s, unsigned e)
+{
+    for (unsigned a = s; a <= e; a++)
+        if (m->owner[a] >= 0)
+            return VIRTIO_IOMMU_S_INVAL;
+    for (unsigned a = s; a <= e; a++)
+        m->owner[a] = m->next_id;
+    m->next_id++;
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static int model_unmap(model *m, unsigned s, unsigned e)
+{
+    /* A mapping crossing either end of the range would be split. */
+    if (s > 0 && m->owner[s] >= 0 && m->owner[s - 1] == m->owner[s])
+        return VIRTIO_IOMMU_S_RANGE;
+    if (e < 63 && m->owner[e] >= 0 && m->owner[e + 1] == m->owner[e])
+        return VIRTIO_IOMMU_S_RANGE;
+    for (unsigned a = s; a <= e; a++)
+        m->owner[a] = -1;
+    return VIRTIO_IOMMU_S_OK;
+}
+
+static int check_mapping(void *opaque, const viommu_mapping *mp)
+{
+    model *m = opaque;
+    cr_assert_leq(mp->virt_end, 63);
+    int id = m->owner[mp->virt_start];
+    cr_assert_geq(id, 0, "device mapping at %lu unknown to the model",
+                  (unsigned long)mp->virt_start);
+    for (uint64_t a = mp->virt_start; a <= mp->virt_end; a++)
+        cr_assert_eq(m->owner[a], id);
+    if (mp->virt_start > 0)
+        cr_assert_neq(m->owner[mp->virt_start - 1], id);
+    if (mp->virt_end < 63)
+        cr_assert_neq(m->owner[mp->virt_end + 1], id);
+    cr_assert_eq(mp->phys_start, mp->virt_start + 0x1000);
+    return 0;
+}
+
+Test(viommu_model, agrees_with_a_naive_model_on_random_requests)
+{
+    viommu *v = attached(1);
+    model m;
+    memset(m.owner, -1, sizeof(m.owner));
+    m.next_id = 0;
+    GRand *rng = g_rand_new_with_seed(7);
+    for (int i = 0; i < 20000; i++) {
+        unsigned s = (unsigned)g_rand_int_range(rng, 0, 64);
+        unsigned e = s + (unsigned)g_rand_int_range(rng, 0, 64 - (gint32)s);
+        e = s + (e - s) % 8; /* mostly short ranges, so splits happen */
+        bool map = g_rand_boolean(rng) || g_rand_boolean(rng);
+        int want = map ? model_map(&m, s, e) : model_unmap(&m, s, e);
+        int got = map ? test_map(v, 1, s, e, s + 0x1000, RW) : test_unmap(v, 1, s, e);
+        cr_assert_eq(got, want, "request %d: %s(%u, %u) got %s, want %s", i, map ? "map" : "unmap",
+                     s, e, viommu_status_name(got), viommu_status_name(want));
+        if (i % 500 == 0 || i == 19999) {
+            uint64_t n = 0;
+            viommu_domain_foreach_mapping(v, 1, 0, UINT64_MAX, check_mapping, &m);
+            unsigned distinct = 0;
+            for (unsigned a = 0; a < 64; a++)
+                if (m.owner[a] >= 0 && (a == 0 || m.owner[a - 1] != m.owner[a]))
+                    distinct++;
+            viommu_domain_info(v, 1, NULL, &n, NULL);
+            cr_assert_eq(n, distinct);
+        }
+    }
+    g_rand_free(rng);
+    viommu_free(v);
+}

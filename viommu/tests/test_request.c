@@ -510,3 +510,78 @@ Test(viommu_listener, never_unmaps_what_a_listener_failed_when_both_fail)
     fl_fini(&f2);
     viommu_free(v);
 }
+
+Test(viommu_request, rejects_a_null_request_array)
+{
+    viommu *v = test_device(0, 1);
+    cr_assert_eq(viommu_process_batch(v, NULL, 1), -EINVAL);
+    cr_assert_eq(viommu_process_batch(v, NULL, 0), 0, "an empty batch is fine");
+    viommu_stats st;
+    viommu_get_stats(v, &st);
+    cr_assert_eq(st.batches, 1);
+    cr_assert_eq(st.requests, 0);
+    viommu_free(v);
+}
+
+Test(viommu_listener, gets_no_batch_without_events)
+{
+    viommu *v = test_device(0, 2);
+    fake_listener f1, f2;
+    fl_init(&f1, v, 1);
+    fl_init(&f2, v, 2);
+    test_attach(v, 1, 1, 0);
+    test_attach(v, 2, 2, 0);
+    cr_assert_eq(test_map(v, 1, 0, 0xfff, 0, RW), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(f1.begins, 1);
+    cr_assert_eq(f2.begins, 0, "domain 2 saw no change");
+    fl_fini(&f1);
+    fl_fini(&f2);
+    viommu_free(v);
+}
+
+Test(viommu_listener, sees_the_old_domain_unmapped_and_the_new_one_replayed_on_a_move)
+{
+    viommu *v = test_device(0, 3);
+    fake_listener f1, f2, f3;
+    fl_init(&f1, v, 1);
+    fl_init(&f2, v, 2);
+    fl_init(&f3, v, 3);
+    test_attach(v, 1, 1, 0);
+    test_attach(v, 1, 3, 0);
+    test_map(v, 1, 0x1000, 0x1fff, 0, RW);
+    test_attach(v, 2, 2, 0);
+    test_map(v, 2, 0x7000, 0x7fff, 0x3000, VIRTIO_IOMMU_MAP_F_WRITE);
+    test_map(v, 2, 0x9000, 0xafff, 0x5000, RW);
+    cr_assert_eq(test_attach(v, 2, 1, 0), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(f1.unmaps, 1);
+    cr_assert_eq(f1.maps->len, 2);
+    mapping_event ev = g_array_index(f1.maps, mapping_event, 0);
+    cr_assert_eq(ev.domain, 2);
+    cr_assert_eq(ev.iova, 0x7000);
+    cr_assert_eq(ev.gpa, 0x3000);
+    cr_assert_eq(ev.prot, MAPPING_PROT_WRITE);
+    assert_same_view(v, 2, &f1);
+    assert_same_view(v, 1, &f3);
+    fl_fini(&f1);
+    fl_fini(&f2);
+    fl_fini(&f3);
+    viommu_free(v);
+}
+
+Test(viommu_listener, gets_every_removed_mapping_of_a_wide_unmap)
+{
+    viommu *v = test_device(0, 1);
+    fake_listener f;
+    fl_init(&f, v, 1);
+    test_attach(v, 1, 1, 0);
+    for (uint64_t i = 0; i < 50; i++)
+        test_map(v, 1, i << 13, (i << 13) + 0xfff, i << 12, RW);
+    cr_assert_eq(test_unmap(v, 1, 0x2000 * 10, 0x2000 * 20 - 1), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(f.unmaps, 10);
+    cr_assert_eq(test_mappings(v, 1), 40);
+    assert_same_view(v, 1, &f);
+    cr_assert_eq(test_unmap(v, 1, 0x2000 * 30 + 0x800, UINT64_MAX), VIRTIO_IOMMU_S_RANGE);
+    cr_assert_eq(f.unmaps, 10, "a refused unmap sends nothing");
+    fl_fini(&f);
+    viommu_free(v);
+}

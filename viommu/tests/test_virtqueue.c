@@ -373,3 +373,33 @@ Test(viommu_vq, writes_faults_into_the_event_queue)
     viommu_free(v);
     guest_free(g);
 }
+
+Test(viommu_vq, follows_used_event_and_publishes_avail_event_with_event_idx)
+{
+    guest *g = guest_new();
+    viommu *v = test_device(0, 1);
+    viommu_vq *vq = make_vq(g);
+    viommu_vq_set_event_idx(vq, true);
+    uint16_t used_event = htole16(0);
+    memcpy(g->ram + AVAIL + 4 + 2 * QSIZE, &used_event, 2);
+    struct virtio_iommu_req_attach a = test_attach_req(1, 1, 0);
+    queue_request(g, &a, 20, 4);
+    bool notify = false;
+    cr_assert_eq(viommu_vq_process_requests(v, vq, &notify), 1);
+    cr_assert(notify, "the used index passed used_event 0");
+    uint16_t avail_event;
+    memcpy(&avail_event, g->ram + USED + 4 + 8 * QSIZE, 2);
+    cr_assert_eq(le16toh(avail_event), 1);
+    queue_request(g, &a, 20, 4);
+    cr_assert_eq(viommu_vq_process_requests(v, vq, &notify), 1);
+    cr_assert_not(notify, "used_event 0 was already passed");
+    used_event = htole16(2);
+    memcpy(g->ram + AVAIL + 4 + 2 * QSIZE, &used_event, 2);
+    queue_request(g, &a, 20, 4);
+    queue_request(g, &a, 20, 4);
+    cr_assert_eq(viommu_vq_process_requests(v, vq, &notify), 2);
+    cr_assert(notify);
+    viommu_vq_free(vq);
+    viommu_free(v);
+    guest_free(g);
+}
