@@ -104,7 +104,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s SUITE-PROGRAM\n", argv[0]);
         return 2;
     }
-    tmpdir = g_dir_make_tmp("conformance-XXXXXX", &error);
+    tmpdir = g_dir_make_tmp(NULL, &error);
     if (!tmpdir) {
         fprintf(stderr, "conformance: %s\n", error->message);
         return 2;

@@ -100,7 +100,7 @@ Test(cmd_replay, json_output_of_the_kicks_trace_parses_with_every_field, .timeou
 Test(cmd_replay, exits_1_when_a_request_fails)
 {
     g_autofree char *path = NULL;
-    int fd = g_file_open_tmp("replay-XXXXXX.log", &path, NULL);
+    int fd = g_file_open_tmp(NULL, &path, NULL);
     const char *text = "virtio_iommu_attach domain=1 endpoint=8\n"
                        "virtio_iommu_map domain=2 virt_start=0x0 virt_end=0xfff "
                        "phys_start=0x0 flags=1\n";
