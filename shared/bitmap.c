@@ -91,6 +91,26 @@ void bitmap_or_at(uint64_t *dst, uint64_t dst_offset, const uint64_t *src, uint6
     }
 }
 
+void bitmap_extract(uint64_t *dst, const uint64_t *src, uint64_t first, uint64_t nbits)
+{
+    if (nbits == 0)
+        return;
+    const uint64_t *s = src + first / 64;
+    unsigned shift = first % 64;
+    uint64_t nwords = BITMAP_WORDS(nbits);
+    /* The last source word that holds a wanted bit. */
+    uint64_t slast = (first % 64 + nbits - 1) / 64;
+
+    for (uint64_t i = 0; i < nwords; i++) {
+        uint64_t w = s[i] >> shift;
+        if (shift && i + 1 <= slast)
+            w |= s[i + 1] << (64 - shift);
+        dst[i] = w;
+    }
+    if (nbits % 64)
+        dst[nwords - 1] &= word_mask(0, nbits % 64 - 1);
+}
+
 uint64_t bitmap_count(const uint64_t *map, uint64_t nbits)
 {
     uint64_t n = 0, full = nbits / 64;

@@ -331,8 +331,8 @@ static void inner_drop(struct inner *in, unsigned i)
  * at @p->node[level], splitting upward as needed. Nodes are allocated
  * up front by the caller's budget check, so this cannot fail halfway.
  */
-static void insert_up(interval_map *m, struct path *p, int level, uint64_t key,
-                      struct node *right, struct inner **spare, unsigned *nspare)
+static void insert_up(interval_map *m, struct path *p, int level, uint64_t key, struct node *right,
+                      struct inner **spare, unsigned *nspare)
 {
     while (level >= 0) {
         struct inner *in = p->node[level];

@@ -239,6 +239,14 @@ SHARED_API bool bitmap_test_range_any(const uint64_t *map, uint64_t first, uint6
 SHARED_API void bitmap_or_at(uint64_t *dst, uint64_t dst_offset, const uint64_t *src,
                              uint64_t nbits);
 
+/**
+ * bitmap_extract - copies bits [first, first + nbits) of @src to bits
+ * [0, nbits) of @dst (which must hold BITMAP_WORDS(nbits) words; bits
+ * of its last word past @nbits become 0). Never reads @src past the
+ * word holding bit first + nbits - 1.
+ */
+SHARED_API void bitmap_extract(uint64_t *dst, const uint64_t *src, uint64_t first, uint64_t nbits);
+
 /** bitmap_count - the number of set bits in [0, nbits). */
 SHARED_API uint64_t bitmap_count(const uint64_t *map, uint64_t nbits);
 
@@ -254,6 +262,137 @@ SHARED_API uint64_t bitmap_next_set(const uint64_t *map, uint64_t nbits, uint64_
          (bit) = bitmap_next_set((map), (nbits), (bit) + 1))
 
 /* ------------------------------------------------------------------ */
+/* Guest memory map and dirty log                                      */
+/* ------------------------------------------------------------------ */
+
+/**
+ * guest_mem - the VMM's guest RAM: regions of guest-physical space, each
+ * backed by a host mapping and (optionally) a file descriptor that can
+ * be passed to another process, plus a dirty log per region: one bit
+ * per page of the log's page size, set by whoever learns that a page
+ * was written behind the VMM's back (a vfio-user device's bitmap).
+ *
+ * Not thread-safe: the caller serializes access.
+ */
+typedef struct guest_mem guest_mem;
+
+/** guest_mem_region - one RAM region, as registered. */
+typedef struct guest_mem_region {
+    uint64_t gpa;       /* first guest-physical byte */
+    uint64_t size;      /* bytes, > 0 */
+    int fd;             /* backing fd, or -1 when the region has none */
+    uint64_t fd_offset; /* offset of gpa within fd */
+    void *host;         /* host address of gpa, or NULL */
+} guest_mem_region;
+
+/**
+ * guest_mem_new - an empty map whose dirty log tracks pages of
+ * @page_size bytes (a power of two, >= 1). Returns NULL when
+ * @page_size is not a power of two or memory is short.
+ */
+SHARED_API guest_mem *guest_mem_new(uint64_t page_size);
+
+/** guest_mem_free - frees @gm; the fds and host mappings stay the caller's. NULL is allowed. */
+SHARED_API void guest_mem_free(guest_mem *gm);
+
+/** guest_mem_page_size - the dirty log's page size. */
+SHARED_API uint64_t guest_mem_page_size(const guest_mem *gm);
+
+/**
+ * guest_mem_add - registers a RAM region. The fd and the host mapping
+ * stay owned by the caller and must outlive the region.
+ *
+ * Returns 0; -EINVAL when @size is 0, the range wraps past 2^64, or gpa
+ * and size are not multiples of the log's page size; -EEXIST when it
+ * overlaps a registered region; -ENOMEM.
+ */
+SHARED_API int guest_mem_add(guest_mem *gm, uint64_t gpa, uint64_t size, int fd, uint64_t fd_offset,
+                             void *host);
+
+/** guest_mem_remove - unregisters the region starting at @gpa. Returns 0 or -ENOENT. */
+SHARED_API int guest_mem_remove(guest_mem *gm, uint64_t gpa);
+
+/** guest_mem_count - the number of regions. */
+SHARED_API size_t guest_mem_count(const guest_mem *gm);
+
+/** guest_mem_find - the region containing @gpa, or NULL. */
+SHARED_API const guest_mem_region *guest_mem_find(const guest_mem *gm, uint64_t gpa);
+
+/**
+ * guest_mem_piece_fn - receives one piece of a guest-physical range
+ * that lies in one region: [gpa, gpa + len) at byte @offset of region @r.
+ * Returns 0 to continue, anything else to stop the walk with that value.
+ */
+typedef int (*guest_mem_piece_fn)(void *opaque, const guest_mem_region *r, uint64_t gpa,
+                                  uint64_t len, uint64_t offset);
+
+/**
+ * guest_mem_for_each_piece - splits [first, last] at region boundaries
+ * and calls @fn for each piece in address order.
+ *
+ * Returns 0; -EFAULT (before any call) when part of the range is not
+ * RAM; -EINVAL when first > last; or the first non-zero value @fn
+ * returned.
+ */
+SHARED_API int guest_mem_for_each_piece(const guest_mem *gm, uint64_t first, uint64_t last,
+                                        guest_mem_piece_fn fn, void *opaque);
+
+/**
+ * guest_mem_rw - copies @len bytes between @buf and guest RAM at @gpa
+ * (to RAM when @write), across regions as needed; a write marks the
+ * pages dirty. Returns 0, or -EFAULT when any byte is not RAM with a
+ * host mapping (nothing is copied then).
+ */
+SHARED_API int guest_mem_rw(guest_mem *gm, uint64_t gpa, void *buf, uint64_t len, bool write);
+
+/**
+ * guest_mem_dirty_mark - marks every log page touching [first, last]
+ * dirty. Parts outside RAM are skipped. Returns the number of RAM log
+ * pages the range touches.
+ */
+SHARED_API uint64_t guest_mem_dirty_mark(guest_mem *gm, uint64_t first, uint64_t last);
+
+/**
+ * guest_mem_dirty_fold - ORs part of a device's dirty bitmap into the
+ * log: bit first_bit + i of @bits (i < @nbits) stands for the @pgsize
+ * bytes at gpa + i * pgsize. When pgsize equals the log's page size and the
+ * pages are aligned and in one region, the bitmap is ORed a word at a
+ * time; otherwise each set bit marks every log page it covers (a
+ * coarser pgsize marks more pages, never fewer).
+ *
+ * Returns 0, or -EINVAL when @pgsize is not a power of two or the
+ * range wraps past 2^64.
+ */
+SHARED_API int guest_mem_dirty_fold(guest_mem *gm, uint64_t gpa, uint64_t pgsize,
+                                    const uint64_t *bits, uint64_t first_bit, uint64_t nbits);
+
+/** guest_mem_dirty_count - the number of dirty log pages over all regions. */
+SHARED_API uint64_t guest_mem_dirty_count(const guest_mem *gm);
+
+/**
+ * guest_mem_dirty_test - true when the log page containing @gpa is
+ * dirty (false outside RAM).
+ */
+SHARED_API bool guest_mem_dirty_test(const guest_mem *gm, uint64_t gpa);
+
+/**
+ * guest_mem_dirty_page_fn - receives the guest-physical address of one
+ * dirty log page. Returns 0 to continue, anything else to stop.
+ */
+typedef int (*guest_mem_dirty_page_fn)(void *opaque, uint64_t gpa);
+
+/**
+ * guest_mem_dirty_collect - calls @fn for every dirty log page in
+ * ascending address order, then clears the log when @clear. Returns 0
+ * or the first non-zero value @fn returned (the log is then not cleared).
+ */
+SHARED_API int guest_mem_dirty_collect(guest_mem *gm, bool clear, guest_mem_dirty_page_fn fn,
+                                       void *opaque);
+
+/** guest_mem_dirty_clear - clears the whole log. */
+SHARED_API void guest_mem_dirty_clear(guest_mem *gm);
+
+/* ------------------------------------------------------------------ */
 /* Mapping listeners                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -267,13 +406,13 @@ SHARED_API uint64_t bitmap_next_set(const uint64_t *map, uint64_t nbits, uint64_
  * translation. All values in host byte order.
  */
 typedef struct mapping_event {
-    uint32_t endpoint; /* endpoint ID the event concerns */
-    uint32_t domain;   /* domain holding the mapping */
-    uint64_t iova;     /* first IOVA byte */
+    uint32_t endpoint;  /* endpoint ID the event concerns */
+    uint32_t domain;    /* domain holding the mapping */
+    uint64_t iova;      /* first IOVA byte */
     uint64_t iova_last; /* last IOVA byte, inclusive */
-    uint64_t gpa;      /* guest-physical address of iova */
-    uint32_t prot;     /* MAPPING_PROT_* */
-    uint32_t seq;      /* index of the causing request within its batch */
+    uint64_t gpa;       /* guest-physical address of iova */
+    uint32_t prot;      /* MAPPING_PROT_* */
+    uint32_t seq;       /* index of the causing request within its batch */
 } mapping_event;
 
 /**
@@ -315,6 +454,274 @@ typedef struct mapping_listener {
     const mapping_listener_ops *ops;
     void *opaque;
 } mapping_listener;
+
+/* ------------------------------------------------------------------ */
+/* Trace events                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every event is defined once, in trace-events.h. Code fires an event
+ * with TRACE(name, fields...) in the order the event's field list gives;
+ * while tracing is off that costs one load and one predicted branch, and
+ * the arguments are not evaluated. While it is on, the event goes to the
+ * USDT probe viommu:<name> and to every output enabled below: text lines,
+ * JSON Lines, a callback. Timestamps are nanoseconds since tracing was
+ * last turned on from fully off.
+ *
+ * The USDT probes sit in libviommu-shared.so (provider "viommu", probe =
+ * event name, arguments = fields in order), behind the same branch:
+ * trace_set_usdt(true), `--trace=usdt`, turns tracing on for them alone,
+ * at the cost of a call and a nop per event, so that bpftrace or perf
+ * can attach to the running process at any time afterwards.
+ *
+ * The configuration functions and the events may be used from any
+ * thread; outputs see events one at a time, in the order they fired.
+ */
+
+#include <stdio.h>
+
+#include "trace-events.h"
+
+/* GLib's error type, without making every user of shared.h include glib.h. */
+typedef struct _GError GError;
+
+/** trace_event_id - TRACE_EV_<name> for each event, in definition order. */
+#define TRACE_ENUM_ENTRY_(name, doc) TRACE_EV_##name,
+typedef enum trace_event_id {
+    TRACE_EVENT_LIST(TRACE_ENUM_ENTRY_) TRACE_EVENT_COUNT
+} trace_event_id;
+
+/** trace_<name>_fields - the typed fields of each event, in definition order. */
+#define TRACE_FIELDS_STRUCT_(name, doc)                                                            \
+    typedef struct trace_##name##_fields {                                                         \
+        TRACE_FIELDS_##name(TRACE_F_MEMBER, TRACE_SEP_NONE)                                        \
+    } trace_##name##_fields;
+TRACE_EVENT_LIST(TRACE_FIELDS_STRUCT_)
+
+/**
+ * trace_event - one decoded event: what callbacks receive and what the
+ * JSON Lines reader produces. u.<name> holds the fields of event @id.
+ */
+#define TRACE_UNION_MEMBER_(name, doc) trace_##name##_fields name;
+typedef struct trace_event {
+    trace_event_id id;
+    uint64_t ts_ns; /* nanoseconds since tracing started */
+    union {
+        TRACE_EVENT_LIST(TRACE_UNION_MEMBER_)
+    } u;
+} trace_event;
+
+/** trace_field_kind - TRACE_KIND_<KIND> for the kinds trace-events.h lists. */
+typedef enum trace_field_kind {
+    TRACE_KIND_U32,
+    TRACE_KIND_I32,
+    TRACE_KIND_U64,
+    TRACE_KIND_ADDR,
+    TRACE_KIND_FLAGS,
+    TRACE_KIND_REQ,
+    TRACE_KIND_STATUS,
+} trace_field_kind;
+
+/**
+ * trace_field_info - one field of an event: its name (also its JSON key),
+ * its one-line description, its kind, and where it lies in the event's
+ * trace_<name>_fields struct.
+ */
+typedef struct trace_field_info {
+    const char *name;
+    const char *doc;
+    trace_field_kind kind;
+    uint16_t offset;
+    uint16_t size; /* 4 or 8 */
+} trace_field_info;
+
+/**
+ * trace_enabled_flag - nonzero while any output is on. Read it through
+ * trace_enabled(); change it only through the functions below.
+ */
+SHARED_API extern int trace_enabled_flag;
+
+/**
+ * trace_enabled - true while any output is on. Code that computes a
+ * field only for tracing (a clock read for a latency) tests this first.
+ */
+static inline bool trace_enabled(void)
+{
+    return __builtin_expect(__atomic_load_n(&trace_enabled_flag, __ATOMIC_RELAXED) != 0, 0);
+}
+
+/*
+ * trace_<name>_fire - emits event <name> unconditionally (USDT probe and
+ * the enabled outputs). Call it through TRACE().
+ */
+#define TRACE_FIRE_DECL_(name, doc)                                                                \
+    SHARED_API void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA));
+TRACE_EVENT_LIST(TRACE_FIRE_DECL_)
+
+/**
+ * TRACE - fires event @name with its fields, in definition order, when
+ * tracing is on; the arguments are evaluated only then.
+ *
+ *   TRACE(request_done, type, domain, endpoint, virt_start, virt_end,
+ *         phys_start, flags, status, latency_ns, batch);
+ */
+#define TRACE(name, ...) (trace_enabled() ? trace_##name##_fire(__VA_ARGS__) : (void)0)
+
+/** trace_format - the line formats of stream outputs. */
+typedef enum trace_format {
+    TRACE_FORMAT_TEXT,  /* "<s.ns> <event> field=value ..." */
+    TRACE_FORMAT_JSONL, /* {"ts":N,"event":"<name>","<field>":value,...} */
+} trace_format;
+
+/** The longest line (newline included) either format produces. */
+#define TRACE_LINE_MAX 640
+
+/** trace_error_quark - the GError domain of trace errors (TRACE_ERROR_*). */
+SHARED_API uint32_t trace_error_quark(void);
+#define TRACE_ERROR (trace_error_quark())
+enum {
+    TRACE_ERROR_SPEC,  /* a trace specification string is invalid */
+    TRACE_ERROR_PARSE, /* a JSON Lines line is malformed */
+};
+
+/**
+ * trace_set_stream - writes every event as a @format line to @stream,
+ * replacing any earlier stream of that format (which is flushed, and
+ * closed when trace_open_path opened it). @stream NULL turns the format
+ * off. The caller keeps ownership of @stream and must keep it open until
+ * it is replaced or tracing stops.
+ *
+ * Returns 0, or -EINVAL for an unknown @format.
+ */
+SHARED_API int trace_set_stream(trace_format format, FILE *stream);
+
+/**
+ * trace_open_path - like trace_set_stream with a file the library
+ * creates (truncating it) at @path and closes when replaced or stopped.
+ * A thread of the library writes it, so the firing thread only formats
+ * the line: lines reach the file within 0.1 s, and at the latest when
+ * trace_flush or trace_stop returns. Events are never dropped: a thread
+ * that outruns the disk waits.
+ *
+ * Returns 0; -EINVAL for an unknown @format; or the negative errno of the
+ * failed open (-EAGAIN: no writer thread), with @error (may be NULL) set
+ * in the G_FILE_ERROR domain.
+ */
+SHARED_API int trace_open_path(trace_format format, const char *path, GError **error);
+
+/**
+ * trace_callback_fn - receives each event. It runs on the thread that
+ * fired the event, with the trace lock held: it must neither fire events
+ * nor call the trace_* configuration functions. @ev is valid during the
+ * call only.
+ */
+typedef void (*trace_callback_fn)(void *opaque, const trace_event *ev);
+
+/**
+ * trace_set_callback - calls @fn(@opaque, event) for every event,
+ * replacing any earlier callback; @fn NULL turns the callback off. When
+ * this returns, the earlier callback is no longer running or called.
+ */
+SHARED_API void trace_set_callback(trace_callback_fn fn, void *opaque);
+
+/**
+ * trace_set_usdt - with @on, fires the USDT probes even when no other
+ * output is on, so bpftrace or perf can attach to the running process;
+ * this costs a function call per event. Probes fire whenever tracing is
+ * on, whatever this setting.
+ */
+SHARED_API void trace_set_usdt(bool on);
+
+/**
+ * trace_usdt_available - true when the library was built with USDT
+ * probes (sys/sdt.h was found).
+ */
+SHARED_API bool trace_usdt_available(void);
+
+/**
+ * trace_configure - enables the outputs a specification names, the
+ * argument of `viommu --trace=`: comma-separated items
+ *   usdt           the USDT probes only (see trace_set_usdt)
+ *   text[=PATH]    text lines to PATH, or standard error
+ *   jsonl[=PATH]   JSON Lines to PATH, or standard error
+ *   off            everything off (as trace_stop)
+ * PATH "-" is standard output; a PATH cannot contain a comma. Items are
+ * applied in order; outputs not named keep their state.
+ *
+ * Returns 0; -EINVAL with @error set (TRACE_ERROR_SPEC) for an unknown
+ * item, leaving every output as it was; or the negative errno of a failed
+ * open, with @error set, after applying the items before it.
+ */
+SHARED_API int trace_configure(const char *spec, GError **error);
+
+/**
+ * trace_flush - flushes the stream outputs: when it returns, every event
+ * fired before the call is in the files. Returns 0, or the negative errno
+ * of the first write or flush failure since the last trace_flush (-EIO
+ * when the stream does not say).
+ */
+SHARED_API int trace_flush(void);
+
+/**
+ * trace_stop - turns every output off: flushes the streams, closes the
+ * ones trace_open_path opened, forgets the callback. The next output
+ * turned on restarts the timestamps at 0.
+ */
+SHARED_API void trace_stop(void);
+
+/** trace_now_ns - CLOCK_MONOTONIC in nanoseconds, for latency fields. */
+SHARED_API uint64_t trace_now_ns(void);
+
+/** trace_event_name - the name of @id, or NULL when @id is not an event. */
+SHARED_API const char *trace_event_name(trace_event_id id);
+
+/** trace_event_doc - the one-line description of @id, or NULL. */
+SHARED_API const char *trace_event_doc(trace_event_id id);
+
+/**
+ * trace_event_lookup - the event called @name (@len bytes, no NUL needed).
+ * Returns 0 and fills @id, or -ENOENT.
+ */
+SHARED_API int trace_event_lookup(const char *name, size_t len, trace_event_id *id);
+
+/**
+ * trace_event_fields - the fields of @id, in definition order (static
+ * storage), with their number in @count. NULL (count 0) when @id is not
+ * an event.
+ */
+SHARED_API const trace_field_info *trace_event_fields(trace_event_id id, unsigned *count);
+
+/**
+ * trace_event_field_value - field @index of @ev widened to 64 bits (I32
+ * sign-extended: cast to int64_t to read it).
+ * Returns 0, or -EINVAL when @ev->id or @index is out of range.
+ */
+SHARED_API int trace_event_field_value(const trace_event *ev, unsigned index, uint64_t *value);
+
+/**
+ * trace_event_format - writes @ev as one @format line, newline included,
+ * NUL-terminated, into @buf (TRACE_LINE_MAX bytes always suffice).
+ *
+ * Returns the line's length without the NUL; -EINVAL for an unknown
+ * event or format; -ENOSPC when @size is too small (@buf then holds a
+ * truncated, NUL-terminated prefix when @size > 0).
+ */
+SHARED_API int trace_event_format(const trace_event *ev, trace_format format, char *buf,
+                                  size_t size);
+
+/**
+ * trace_event_parse_json - decodes one JSON Lines line (@len bytes; a
+ * trailing "\n" or "\r\n" is allowed) as written by the JSONL output:
+ * an object with "ts", "event" and every field of that event, each of
+ * the documented JSON type and in range for its C type. Keys the event
+ * does not define are ignored, so newer writers stay readable.
+ *
+ * Returns 0 and fills @ev, or -EINVAL with @error (may be NULL) set to a
+ * TRACE_ERROR_PARSE message naming the column and what was wrong; @ev is
+ * then unspecified.
+ */
+SHARED_API int trace_event_parse_json(const char *line, size_t len, trace_event *ev,
+                                      GError **error);
 
 #ifdef __cplusplus
 }

@@ -111,3 +111,24 @@ Test(bitmap, full_word_ranges)
     cr_assert_eq(map[2], 0);
     cr_assert_eq(map[3], UINT64_MAX);
 }
+
+Test(bitmap, extract_at_every_offset_matches_bit_by_bit)
+{
+    uint64_t src[6];
+    GRand *rng = g_rand_new_with_seed(5);
+    for (unsigned i = 0; i < 6; i++)
+        src[i] = ((uint64_t)g_rand_int(rng) << 32) | g_rand_int(rng);
+    for (unsigned first = 0; first < 128; first++) {
+        for (unsigned nbits = 1; first + nbits <= 6 * 64; nbits += 5) {
+            uint64_t dst[6];
+            memset(dst, 0xff, sizeof(dst));
+            bitmap_extract(dst, src, first, nbits);
+            for (unsigned b = 0; b < BITMAP_WORDS(nbits) * 64; b++) {
+                bool want = b < nbits && bitmap_test(src, first + b);
+                cr_assert_eq(bitmap_test(dst, b), want, "first %u nbits %u bit %u", first, nbits,
+                             b);
+            }
+        }
+    }
+    g_rand_free(rng);
+}

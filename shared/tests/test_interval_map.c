@@ -272,8 +272,8 @@ static void run_random(uint64_t seed, unsigned ops, uint64_t space)
             const ref_entry *re = ref_find(&ref, a);
             u64_range r;
             uint64_t *v = interval_map_find(m, a, &r);
-            cr_assert_eq(v != NULL, re != NULL, "seed %lu op %u find %lx", (unsigned long)seed,
-                         op, (unsigned long)a);
+            cr_assert_eq(v != NULL, re != NULL, "seed %lu op %u find %lx", (unsigned long)seed, op,
+                         (unsigned long)a);
             if (v) {
                 cr_assert_eq(*v, re->val);
                 cr_assert_eq(r.first, re->start);

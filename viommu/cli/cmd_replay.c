@@ -14,6 +14,7 @@
 #include "replay.h"
 #include "replay_print.h"
 #include "translate_check.h"
+#include "vfio_backend.h"
 
 /* IDs --endpoints may list; the device's own limit applies after. */
 #define MAX_LISTED_ENDPOINTS 65536
@@ -25,6 +26,8 @@ typedef struct replay_output {
     bool progress_shown;
     gint64 start_us;
     translate_check *check; /* --check-translations */
+    bool has_vfio;          /* --vfio-user */
+    vfio_backend_summary vfio;
 } replay_output;
 
 static void clear_progress(replay_output *out)
@@ -82,6 +85,40 @@ static int on_translate(void *opaque, viommu *dev, const qemu_log_event *ev)
     return out->check ? translate_check_event(out->check, dev, ev) : 0;
 }
 
+/* The vfio-user side of a replay: after the summary, in the same format. */
+static void print_vfio_summary(const replay_output *out)
+{
+    const vfio_backend_summary *v = &out->vfio;
+
+    if (out->json) {
+        printf("{\"vfio_user\":{\"devices\":%" PRIu64 ",\"batches\":%" PRIu64
+               ",\"messages\":%" PRIu64 ",\"waits\":%" PRIu64 ",\"bytes\":%" PRIu64
+               ",\"regions_live_max\":%" PRIu64 ",\"map_failures\":%" PRIu64 ",\"bitmaps\":%" PRIu64
+               ",\"bitmap_fallbacks\":%" PRIu64 ",\"reconnects\":%" PRIu64
+               ",\"dma_writes\":%" PRIu64 ",\"dma_reads\":%" PRIu64 ",\"dma_failures\":%" PRIu64
+               ",\"dma_untranslated\":%" PRIu64 ",\"tracking\":%s,\"dirty_pages\":%" PRIu64 "}}\n",
+               v->devices, v->mapper.batches, v->mapper.messages, v->mapper.waits, v->mapper.bytes,
+               v->mapper.regions_live_max, v->mapper.map_failures, v->mapper.bitmaps,
+               v->mapper.bitmap_fallbacks, v->mapper.reconnects, v->dma_writes, v->dma_reads,
+               v->dma_failures, v->dma_untranslated, v->tracking_started ? "true" : "false",
+               v->dirty_pages);
+        return;
+    }
+    printf("vfio-user: %" PRIu64 " devices, %" PRIu64 " batches sent, %" PRIu64
+           " messages, %" PRIu64 " waits, %" PRIu64 " bytes, %" PRIu64
+           " regions live at most, %" PRIu64 " maps refused\n",
+           v->devices, v->mapper.batches, v->mapper.messages, v->mapper.waits, v->mapper.bytes,
+           v->mapper.regions_live_max, v->mapper.map_failures);
+    if (v->dma_writes || v->dma_reads || v->dma_untranslated)
+        printf("device DMA: %" PRIu64 " writes, %" PRIu64 " reads, %" PRIu64 " failed; %" PRIu64
+               " refused or in bypass, not re-enacted\n",
+               v->dma_writes, v->dma_reads, v->dma_failures, v->dma_untranslated);
+    if (v->tracking_started)
+        printf("dirty tracking: %" PRIu64 " bitmaps, %" PRIu64 " ranges marked whole, %" PRIu64
+               " reconnects, %" PRIu64 " dirty pages\n",
+               v->mapper.bitmaps, v->mapper.bitmap_fallbacks, v->mapper.reconnects, v->dirty_pages);
+}
+
 static bool translate_mismatches(const replay_output *out)
 {
     translate_check_stats tc;
@@ -125,6 +162,10 @@ int cmd_replay(int argc, char **argv)
                     *domain_range = NULL;
     g_auto(GStrv) resv = NULL;
     gboolean json = FALSE, keep_going = FALSE, quiet = FALSE, check_translations = FALSE;
+    g_auto(GStrv) vfio_user = NULL;
+    g_autofree char *dialect = NULL, *plan = NULL, *dirty_out = NULL, *ram_size = NULL;
+    gboolean dma = FALSE, isolated = FALSE;
+    gint64 migrate_at = -1;
     GOptionEntry entries[] = {
         {"page-size-mask", 0, 0, G_OPTION_ARG_STRING, &page_size_mask,
          "Page sizes (hex); the lowest set bit is the granule (default 0xfffffffffffff000)", "HEX"},
@@ -148,6 +189,31 @@ int cmd_replay(int argc, char **argv)
          NULL},
         {"keep-going", 'k', 0, G_OPTION_ARG_NONE, &keep_going, "Report malformed lines and go on",
          NULL},
+        {"vfio-user", 0, 0, G_OPTION_ARG_STRING_ARRAY, &vfio_user,
+         "Forward each endpoint's mappings to a vfio-user device at SOCKET (each endpoint on "
+         "its own connection), or only endpoint EP's; repeatable",
+         "[EP=]SOCKET"},
+        {"dialect", 0, 0, G_OPTION_ARG_STRING, &dialect,
+         "vfio-user dialect: 2021 (default), 0.9.1 or final", "D"},
+        {"plan", 0, 0, G_OPTION_ARG_STRING, &plan,
+         "How mappings become messages: coalesce (default) or qemu (one waited message per "
+         "power-of-two chunk, for comparison)",
+         "P"},
+        {"isolated", 0, 0, G_OPTION_ARG_NONE, &isolated,
+         "Map without file descriptors: every device access goes through DMA_READ/DMA_WRITE "
+         "and the device model's translation",
+         NULL},
+        {"dma", 0, 0, G_OPTION_ARG_NONE, &dma,
+         "Re-enact the trace's device accesses (virtio_iommu_translate lines) with the "
+         "sample device",
+         NULL},
+        {"migrate-at", 0, 0, G_OPTION_ARG_INT64, &migrate_at,
+         "Turn dirty tracking on just before request N (0-based, in file order)", "N"},
+        {"dirty-out", 0, 0, G_OPTION_ARG_FILENAME, &dirty_out,
+         "At the end, write the dirty log: guest-physical page addresses, hex, one per line",
+         "FILE"},
+        {"ram-size", 0, 0, G_OPTION_ARG_STRING, &ram_size,
+         "Guest RAM at guest-physical 0, in bytes (default 0x40000000)", "BYTES"},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("FILE|-");
@@ -163,6 +229,8 @@ int cmd_replay(int argc, char **argv)
     };
     replay_summary summary;
     qemu_log_reader *reader = NULL;
+    vfio_backend_config vcfg;
+    vfio_backend *backend = NULL;
     int exit_status = VIOMMU_EXIT_USAGE;
     bool all_ok;
     int ret;
@@ -174,6 +242,7 @@ int cmd_replay(int argc, char **argv)
     /* glib names the program from argv[0]; make --help read "viommu replay". */
     g_set_prgname("viommu replay");
     replay_config_init(&cfg);
+    vfio_backend_config_init(&vcfg);
 
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
         fprintf(stderr, "viommu replay: %s\n", error->message);
@@ -232,6 +301,48 @@ int cmd_replay(int argc, char **argv)
         g_array_append_val(cfg.resv, region);
         cfg.resv_given = true;
     }
+    for (char **v = vfio_user; v && *v; v++) {
+        if (!vfio_backend_config_add_socket(&vcfg, *v, &error)) {
+            fprintf(stderr, "viommu replay: %s\n", error->message);
+            goto out;
+        }
+    }
+    if (dialect && vfio_user_dialect_parse(dialect, &vcfg.dialect) < 0) {
+        fprintf(stderr, "viommu replay: --dialect: '%s' is not 2021, 0.9.1 or final\n", dialect);
+        goto out;
+    }
+    if (plan && vfio_user_plan_parse(plan, &vcfg.plan) < 0) {
+        fprintf(stderr, "viommu replay: --plan: '%s' is not coalesce or qemu\n", plan);
+        goto out;
+    }
+    if (ram_size) {
+        guint64 v;
+        if (!g_ascii_string_to_unsigned(ram_size, 0, 4096, G_MAXUINT64, &v, NULL) || v % 4096) {
+            fprintf(stderr, "viommu replay: --ram-size: '%s' is not a multiple of 4096\n",
+                    ram_size);
+            goto out;
+        }
+        vcfg.ram_size = v;
+    }
+    if (migrate_at < -1) {
+        fprintf(stderr, "viommu replay: --migrate-at: must be a request number >= 0\n");
+        goto out;
+    }
+    vcfg.dma = dma;
+    vcfg.isolated = isolated;
+    vcfg.migrate_at = migrate_at;
+    if (!vfio_backend_config_active(&vcfg) && (dma || migrate_at >= 0 || dirty_out || isolated)) {
+        fprintf(stderr, "viommu replay: --dma, --migrate-at, --dirty-out and --isolated need "
+                        "--vfio-user\n");
+        goto out;
+    }
+    if (vfio_backend_config_active(&vcfg)) {
+        backend = vfio_backend_new(&vcfg, &error);
+        if (!backend) {
+            fprintf(stderr, "viommu replay: %s\n", error->message);
+            goto out;
+        }
+    }
     cfg.keep_going = keep_going;
     cfg.progress_lines = 16384;
     out.json = json;
@@ -246,7 +357,18 @@ int cmd_replay(int argc, char **argv)
         fprintf(stderr, "viommu replay: %s\n", error->message);
         goto out;
     }
+    if (backend)
+        vfio_backend_install_hooks(backend, &hooks);
     ret = replay_run(&cfg, reader, &hooks, &summary, &error);
+    if (backend) {
+        vfio_backend_finish(backend);
+        vfio_backend_summary_get(backend, &out.vfio);
+        out.has_vfio = true;
+        if (dirty_out && !vfio_backend_write_dirty(backend, dirty_out, &error)) {
+            fprintf(stderr, "viommu replay: --dirty-out: %s\n", error->message);
+            ret = -EIO;
+        }
+    }
     if (out.check)
         translate_check_finish(out.check);
     clear_progress(&out);
@@ -268,12 +390,16 @@ int cmd_replay(int argc, char **argv)
     } else {
         replay_print_summary(stdout, &summary, NULL, all_ok, out.json);
     }
+    if (out.has_vfio)
+        print_vfio_summary(&out);
     if (ret < 0 || summary.malformed_lines)
         exit_status = VIOMMU_EXIT_USAGE;
     else
         exit_status = all_ok ? VIOMMU_EXIT_OK : VIOMMU_EXIT_FAILED;
 
 out:
+    vfio_backend_free(backend);
+    vfio_backend_config_clear(&vcfg);
     translate_check_free(out.check);
     qemu_log_reader_free(reader);
     replay_config_clear(&cfg);

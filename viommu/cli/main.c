@@ -6,9 +6,12 @@
 #include <string.h>
 
 #include "commands.h"
+#include "describe.h"
 
 static const viommu_command commands[] = {
     {"replay", "run a QEMU trace log's requests through the device model", cmd_replay},
+    {"describe", "print the device tree or ACPI VIOT description of a topology",
+     viommu_cli_describe},
 };
 
 static void usage(FILE *out)

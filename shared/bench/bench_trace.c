@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cost of trace events. A stand-in for a request (one interval-map
+ * lookup, as a MAP or translate does) runs N times without an event, then
+ * with a request_done event per iteration: tracing off, USDT probes only,
+ * and JSON Lines to a file. Also the bare cost of one event call: on the
+ * firing thread, and with the trace writer thread's CPU time added. Prints
+ * one JSON object per line; "ratio" is baseline / value, so 0.98 means
+ * the events cost 2%.
+ */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared.h"
+
+#define MAPPINGS 65536u
+#define STRIDE 8192u
+#define SIZE 4096u
+#define REPEATS 3
+
+/* CPU time of this thread: the machine may be shared, and a descheduled
+ * interval is not a cost of the code under test. Kernel time spent in
+ * write(2) counts, background writeback does not. */
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void emit(const char *name, size_t n, double value, const char *unit, double baseline)
+{
+    if (baseline > 0)
+        printf("{\"bench\": \"%s/%zu\", \"value\": %.2f, \"unit\": \"%s\", \"baseline\": %.2f, "
+               "\"ratio\": %.3f}\n",
+               name, n, value, unit, baseline, baseline / value);
+    else
+        printf("{\"bench\": \"%s/%zu\", \"value\": %.2f, \"unit\": \"%s\"}\n", name, n, value,
+               unit);
+    fflush(stdout);
+}
+
+static volatile uint64_t sink;
+
+typedef struct workload {
+    interval_map *map;
+    uint64_t *probe; /* addresses to look up, one per iteration */
+    size_t n;
+} workload;
+
+/* The request stand-in, with or without its completion event. */
+static double run(const workload *w, bool with_event)
+{
+    uint64_t acc = 0;
+    double t0 = now_ns();
+    for (size_t i = 0; i < w->n; i++) {
+        u64_range r;
+        uint64_t *gpa = interval_map_find(w->map, w->probe[i], &r);
+        uint64_t phys = gpa ? *gpa : 0;
+        acc += phys;
+        if (with_event)
+            TRACE(request_done, 3, (uint32_t)(i & 7), 8, r.first, r.last, phys, 3, 0, 250, i);
+    }
+    double t = (now_ns() - t0) / (double)w->n;
+    sink = acc;
+    return t;
+}
+
+/* The best of REPEATS runs: the least disturbed by the other processes. */
+static double best(const workload *w, bool with_event)
+{
+    double b = 0;
+    for (int i = 0; i < REPEATS; i++) {
+        double t = run(w, with_event);
+        if (i == 0 || t < b)
+            b = t;
+    }
+    return b;
+}
+
+static double bare_events(size_t n)
+{
+    double t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        TRACE(batch_begin, i);
+        __asm__ volatile("" ::: "memory");
+    }
+    return (now_ns() - t0) / (double)n;
+}
+
+static double bare_request_done(size_t n)
+{
+    double t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        TRACE(request_done, 3, 1, 8, i << 12, (i << 12) + 4095, i << 12, 3, 0, 250, i);
+        __asm__ volatile("" ::: "memory");
+    }
+    return (now_ns() - t0) / (double)n;
+}
+
+/* Every thread's CPU time, the trace writer's included. */
+static double process_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double bare_loop(size_t n)
+{
+    double t0 = now_ns();
+    for (size_t i = 0; i < n; i++)
+        __asm__ volatile("" ::: "memory");
+    return (now_ns() - t0) / (double)n;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n_off = argc > 1 ? strtoull(argv[1], NULL, 10) : 2000000;
+    size_t n_on = n_off / 20 ? n_off / 20 : 1;
+    GRand *rng = g_rand_new_with_seed(42);
+    workload w = {interval_map_new(sizeof(uint64_t)), NULL, n_off};
+
+    for (uint64_t i = 0; i < MAPPINGS; i++) {
+        uint64_t s = i * STRIDE, gpa = s + (1ull << 32);
+        interval_map_insert(w.map, s, s + SIZE - 1, &gpa);
+    }
+    w.probe = malloc(n_off * sizeof(*w.probe));
+    for (size_t i = 0; i < n_off; i++)
+        w.probe[i] = (uint64_t)g_rand_int_range(rng, 0, MAPPINGS) * STRIDE +
+                     (uint64_t)g_rand_int_range(rng, 0, SIZE);
+
+    /* Tracing off: the branch per event. */
+    double base = best(&w, false);
+    double off = best(&w, true);
+    emit("trace_off_request", n_off, off, "ns/op", base);
+    emit("trace_off_event", n_off, bare_events(n_off), "ns/event", bare_loop(n_off));
+
+    /* The on cases write fewer events: a JSON Lines file grows ~200 B each. */
+    workload w_on = w;
+    w_on.n = n_on;
+    double base_on = best(&w_on, false);
+
+    trace_set_usdt(true);
+    emit("trace_usdt_request", n_on, best(&w_on, true), "ns/op", base_on);
+    trace_stop();
+
+    char *path = NULL;
+    int fd = g_file_open_tmp("bench_trace-XXXXXX.jsonl", &path, NULL);
+    if (fd < 0) {
+        fprintf(stderr, "bench_trace: cannot create a temporary file\n");
+        return 1;
+    }
+    close(fd);
+    GError *err = NULL;
+    if (trace_open_path(TRACE_FORMAT_JSONL, path, &err) < 0) {
+        fprintf(stderr, "bench_trace: %s\n", err->message);
+        g_error_free(err);
+        return 1;
+    }
+    double jsonl = best(&w_on, true);
+    trace_flush();
+    double jsonl_event = bare_request_done(n_on);
+    trace_flush();
+    double p0 = process_ns();
+    bare_request_done(n_on);
+    trace_flush();
+    double jsonl_event_all = (process_ns() - p0) / (double)n_on;
+    trace_stop();
+    emit("trace_jsonl_request", n_on, jsonl, "ns/op", base_on);
+    emit("trace_jsonl_event", n_on, jsonl_event, "ns/event", 0);
+    emit("trace_jsonl_event_all_threads", n_on, jsonl_event_all, "ns/event", 0);
+    g_unlink(path);
+    g_free(path);
+
+    free(w.probe);
+    interval_map_free(w.map);
+    g_rand_free(rng);
+    return 0;
+}
