@@ -635,6 +635,39 @@ typedef struct viommu_stats {
 VIOMMU_API void viommu_get_stats(const viommu *v, viommu_stats *out);
 
 /* ------------------------------------------------------------------ */
+/* State for migration                                                 */
+/* ------------------------------------------------------------------ */
+
+/**
+ * viommu_save - the guest-visible state of @v as bytes, for migration:
+ * negotiated features, config.bypass, every domain (ID, bypass) with
+ * its attached endpoints and mappings. The configuration, endpoints,
+ * reserved regions, listeners, counters and event buffers are the
+ * VMM's: the destination creates them the same way before loading.
+ *
+ * Returns 0 and stores a buffer the caller frees with g_free() in
+ * @data and its size in @len (glib aborts when memory is short).
+ */
+VIOMMU_API int viommu_save(const viommu *v, uint8_t **data, size_t *len);
+
+/**
+ * viommu_load - restores a viommu_save() image into @v, which must have
+ * no domain (new or reset). Every check a request would make applies
+ * (features offered, domain range, alignment, input range, overlaps,
+ * reserved regions, limits), and the listeners of attached endpoints
+ * receive every mapping, in one batch. On any failure @v keeps no
+ * domain, its listeners hold nothing, and its features and bypass are
+ * as before.
+ *
+ * Returns 0; -EBUSY when @v has a domain; -EINVAL when the image is
+ * truncated, malformed or does not fit this device (an unknown
+ * endpoint, an endpoint in two domains, a mapping a MAP request would
+ * be refused); -ENOMEM; -ENOSPC or -EIO when a listener refuses or
+ * fails a mapping (its error).
+ */
+VIOMMU_API int viommu_load(viommu *v, const uint8_t *data, size_t len);
+
+/* ------------------------------------------------------------------ */
 /* Split virtqueues in guest memory                                    */
 /* ------------------------------------------------------------------ */
 
