@@ -8,7 +8,10 @@ Workloads:
   strict-kicks  the real guest trace whose batches are the driver's kicks;
   lazy          a synthetic trace shaped like a lazy (non-strict) driver:
                 one MAP per kick, UNMAPs piling up to 256 and riding along
-                with the next MAP.
+                with the next MAP;
+  isolated      the real trace's device accesses through mapped fds
+                against isolated mode (every access a DMA_READ/DMA_WRITE
+                message checked by the device model).
 
 Prints one JSON object per line: {"bench", "value", "unit", "baseline",
 "ratio"}, ratio = baseline / value (above 1: this project sends fewer
@@ -134,12 +137,33 @@ def compare(viommu, server, trace, dialect, name):
          higher_is_better=True)
 
 
+def isolation_cost(viommu, server, strict):
+    """The price of isolated mode: the real trace's device accesses
+    re-enacted through mapped fds, then through DMA_READ / DMA_WRITE
+    messages checked by the device model's translation."""
+    with tempfile.TemporaryDirectory() as d:
+        sock = os.path.join(d, "sock")
+        srv = start_server(server, sock, "2021")
+        try:
+            _, fd, t_fd = replay(viommu, sock, strict, "2021", "coalesce", ("--dma",))
+            _, iso, t_iso = replay(viommu, sock, strict, "2021", "coalesce", ("--dma", "--isolated"))
+        finally:
+            srv.terminate()
+            srv.wait()
+    accesses = fd["dma_writes"] + fd["dma_reads"]
+    emit("isolated.device_access_time", t_iso / accesses * 1e6, "us/access",
+         t_fd / accesses * 1e6)
+    if iso["dma_failures"] or fd["dma_failures"]:
+        raise RuntimeError("device accesses failed")
+
+
 def main():
     args = sys.argv[1:]
     if len(args) < 3:
         print(__doc__, file=sys.stderr)
         return 2
     viommu, server, kicks = args[:3]
+    strict = os.path.join(os.path.dirname(kicks), "strict.trace.log.xz")
     maps = 20000
     if "--requests" in args:
         maps = int(args[args.index("--requests") + 1])
@@ -149,6 +173,8 @@ def main():
         lazy_trace(lazy, maps)
         for dialect in ("2021", "0.9.1"):
             compare(viommu, server, lazy, dialect, "lazy")
+    if os.path.exists(strict):
+        isolation_cost(viommu, server, strict)
     return 0
 
 
