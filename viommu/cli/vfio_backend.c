@@ -212,6 +212,9 @@ static void start_tracking(vfio_backend *b)
 {
     GHashTableIter it;
     gpointer v;
+    /* Migration starts from a clean log: what was written before is sent
+     * with the first full copy of guest RAM. */
+    guest_mem_dirty_clear(b->gm);
     b->tracking = true;
     g_hash_table_iter_init(&it, b->devs);
     while (g_hash_table_iter_next(&it, NULL, &v))
@@ -298,6 +301,11 @@ static void device_access(vfio_backend *b, endpoint_dev *d, uint64_t iova, bool 
         ret = vfio_user_client_submit(c, &msg, 0, on_status, b);
     if (ret < 0)
         b->dma_failures++;
+    /* Without an fd the transfer is a DMA_READ / DMA_WRITE round trip
+     * from the server, which queues what arrives meanwhile (256 messages
+     * in the reference server): keep the pipeline well below that. */
+    if (b->cfg.isolated && vfio_user_client_in_flight(c) >= 64)
+        vfio_user_client_wait_all(c);
 }
 
 static int on_translate(void *opaque, viommu *dev, const qemu_log_event *ev)
