@@ -219,7 +219,12 @@ void *interval_map_find(const interval_map *m, uint64_t addr, u64_range *range)
     unsigned i;
     struct leaf *l = find_le(m, addr, &i);
 
-    if (!l || l->end[i] < addr)
+    if (!l)
+        return NULL;
+    /* The end and the value sit in different cache lines: fetch both at once. */
+    if (m->value_size)
+        __builtin_prefetch(leaf_val(m, l, i));
+    if (l->end[i] < addr)
         return NULL;
     if (range) {
         range->first = l->start[i];

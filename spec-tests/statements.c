@@ -58,6 +58,10 @@ const spec_statement spec_statements[] = {
     {"operations", "device_should_not_let_unattached_endpoints_access_memory", OPS, "SHOULD NOT",
      "The device SHOULD NOT let unattached endpoints that are not in bypass mode access the "
      "guest-physical address space."},
+    {"operations", "requests_return_with_a_status_in_the_used_ring", OPS, "TEXT",
+     "Driver send requests on the request virtqueue, notifies the device and waits for the "
+     "device to return the request with a status in the used ring. All requests are split in "
+     "two parts: one device-readable, one device-writable."},
     {"operations", "device_returns_unparsable_requests_unwritten", OPS, "TEXT",
      "When the device fails to parse a request, for instance if a request is too small for its "
      "type and the device cannot find the tail, then it is unable to set status. In that case, "

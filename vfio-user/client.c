@@ -18,85 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "private.h"
-#include "transport.h"
-
-#define DEFAULT_WINDOW 64
-#define MAX_WINDOW 4096
-#define DEFAULT_TIMEOUT_MS 5000
-#define DEFAULT_MAX_FDS 8
-#define DEFAULT_MAX_RECV (1024 * 1024 + 4096)
-#define READ_CHUNK 65536
-#define OUT_QUEUE 65536
-/* Larger messages skip the queue (after flushing it): no copy of bulk data. */
-#define OUT_DIRECT 16384
-/* fd groups received but not yet matched to their message. */
-#define MAX_FD_GROUPS 8
-
-typedef struct pending {
-    uint16_t id;
-    bool done;
-    vfio_user_completion_fn cb;
-    void *opaque;
-    uint8_t *req; /* the encoded request, to check the reply against */
-    size_t req_len;
-    size_t req_cap;
-} pending;
-
-/* fds from one recvmsg: they belong to the last message starting in the
- * bytes [start, end) that call returned (Linux ends a read right after
- * the segment carrying fds, and senders attach them to a message's
- * first byte). */
-typedef struct fd_group {
-    size_t start, end;
-    int fds[VFIO_USER_TRANSPORT_MAX_FDS];
-    size_t n;
-} fd_group;
-
-struct vfio_user_client {
-    int sock;
-    vfio_user_client_config cfg;
-    vfio_user_client_ops ops;
-    void *opaque;
-    vfio_user_caps server;
-    size_t max_send;
-    size_t max_recv;
-
-    pending *ring;
-    unsigned head, count;
-    uint16_t next_id;
-    /*
-     * Ids sent with NO_REPLY: a server may still answer an error to one,
-     * which is then dropped instead of being taken for a reply to nothing.
-     */
-    uint64_t no_reply_ids[65536 / 64];
-
-    uint8_t *rbuf;
-    size_t rcap, rlen;
-    fd_group groups[MAX_FD_GROUPS];
-    unsigned ngroups;
-    /* fds of the message being completed; a callback may take them */
-    int *cur_fds;
-    size_t cur_nfds;
-
-    vfio_user_dma_entry *entries;
-    size_t entries_cap;
-    uint8_t *sbuf; /* replies to server requests */
-    size_t scap;
-    /*
-     * Small fd-less messages queue here and go out in one write at the
-     * next wait, dispatch or flush, or when the queue fills: one system
-     * call per batch instead of one per message.
-     */
-    uint8_t *obuf;
-    size_t olen, ocap;
-
-    /* true while messages inside rbuf are being handled: rbuf must not move */
-    bool rbuf_pinned;
-    bool connected;
-    int last_error;
-    vfio_user_client_stats stats;
-};
+#include "client_internal.h"
 
 static void close_fds(int *fds, size_t n)
 {
@@ -105,18 +27,6 @@ static void close_fds(int *fds, size_t n)
             close(fds[i]);
         fds[i] = -1;
     }
-}
-
-void vfio_user_client_config_init(vfio_user_client_config *cfg, vfio_user_dialect dialect)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->dialect = dialect;
-    cfg->window = DEFAULT_WINDOW;
-    cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
-    vfio_user_caps_init(&cfg->caps);
-    cfg->caps.max_msg_fds = DEFAULT_MAX_FDS;
-    cfg->caps.max_msg_size = DEFAULT_MAX_RECV;
-    cfg->caps.max_data_xfer_size = VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -129,7 +39,7 @@ static pending *slot(vfio_user_client *c, unsigned i)
 }
 
 /* Ends the connection: every request in flight completes with @err. */
-static int fail_connection(vfio_user_client *c, int err)
+int vfio_user_client_fail(vfio_user_client *c, int err)
 {
     if (c->connected) {
         c->connected = false;
@@ -138,8 +48,11 @@ static int fail_connection(vfio_user_client *c, int err)
     }
     while (c->count > 0) {
         pending *p = slot(c, 0);
-        if (!p->done && p->cb)
+        if (!p->done && p->cb) {
+            c->in_callback++;
             p->cb(p->opaque, c->last_error, NULL);
+            c->in_callback--;
+        }
         p->done = true;
         c->head = (c->head + 1) % c->cfg.window;
         c->count--;
@@ -179,12 +92,12 @@ static int send_all(vfio_user_client *c, const uint8_t *buf, size_t len, const i
             continue;
         }
         if (n != -EAGAIN)
-            return fail_connection(c, n == -EPIPE ? -EPIPE : (int)n);
+            return vfio_user_client_fail(c, n == -EPIPE ? -EPIPE : (int)n);
         int timeout = -1;
         if (c->cfg.timeout_ms >= 0) {
             int64_t left = deadline - vfio_user_now_ms();
             if (left <= 0)
-                return fail_connection(c, -ETIMEDOUT);
+                return vfio_user_client_fail(c, -ETIMEDOUT);
             timeout = (int)left;
         }
         short ev = POLLOUT;
@@ -192,13 +105,13 @@ static int send_all(vfio_user_client *c, const uint8_t *buf, size_t len, const i
             ev |= POLLIN;
         int rev = vfio_user_poll(c->sock, ev, timeout);
         if (rev < 0)
-            return fail_connection(c, rev);
+            return vfio_user_client_fail(c, rev);
         if (rev & POLLIN) {
             int rc = read_available(c);
             if (rc < 0 && rc != -EAGAIN)
                 return rc;
         } else if (rev & (POLLERR | POLLHUP)) {
-            return fail_connection(c, -EPIPE);
+            return vfio_user_client_fail(c, -EPIPE);
         }
     }
     return 0;
@@ -274,7 +187,7 @@ static int read_available(vfio_user_client *c)
         if (want > c->max_recv + READ_CHUNK)
             want = c->max_recv + READ_CHUNK;
         if (ensure_rbuf(c, want) < 0)
-            return fail_connection(c, -EMSGSIZE);
+            return vfio_user_client_fail(c, -EMSGSIZE);
     }
     if (c->rlen == c->rcap)
         return -EAGAIN;
@@ -282,11 +195,11 @@ static int read_available(vfio_user_client *c)
     if (n == -EAGAIN)
         return -EAGAIN;
     if (n < 0)
-        return fail_connection(c, (int)n);
+        return vfio_user_client_fail(c, (int)n);
     if (nfds > 0) {
         if (c->ngroups == MAX_FD_GROUPS) {
             close_fds(fds, nfds);
-            return fail_connection(c, -EPROTO);
+            return vfio_user_client_fail(c, -EPROTO);
         }
         fd_group *g = &c->groups[c->ngroups++];
         g->start = c->rlen;
@@ -343,8 +256,11 @@ static int serve_request(vfio_user_client *c, const vfio_user_msg *m)
 
     switch (m->op) {
     case VFIO_USER_OP_VM_INTERRUPT:
-        if (c->ops.interrupt)
+        if (c->ops.interrupt) {
+            c->in_callback++;
             c->ops.interrupt(c->opaque, m->interrupt.sub_index);
+            c->in_callback--;
+        }
         break;
     case VFIO_USER_OP_DMA_READ: {
         uint64_t limit = c->cfg.caps.max_data_xfer_size ? c->cfg.caps.max_data_xfer_size
@@ -352,8 +268,10 @@ static int serve_request(vfio_user_client *c, const vfio_user_msg *m)
         if (m->dma_io.count > limit || m->dma_io.count + 32 > c->max_send)
             return reply_error(c, &m->hdr, m->op, EMSGSIZE);
         g_autofree uint8_t *data = g_malloc(m->dma_io.count ? m->dma_io.count : 1);
+        c->in_callback++;
         rc = c->ops.dma_rw ? c->ops.dma_rw(c->opaque, m->dma_io.addr, data, m->dma_io.count, false)
                            : -EFAULT;
+        c->in_callback--;
         if (rc < 0)
             return reply_error(c, &m->hdr, m->op, rc);
         r.dma_io.addr = m->dma_io.addr;
@@ -365,9 +283,11 @@ static int serve_request(vfio_user_client *c, const vfio_user_msg *m)
         return send_server_reply(c, &r);
     }
     case VFIO_USER_OP_DMA_WRITE:
+        c->in_callback++;
         rc = c->ops.dma_rw ? c->ops.dma_rw(c->opaque, m->dma_io.addr, (void *)m->dma_io.data,
                                            m->dma_io.count, true)
                            : -EFAULT;
+        c->in_callback--;
         if (rc < 0)
             return reply_error(c, &m->hdr, m->op, rc);
         r.dma_io.addr = m->dma_io.addr;
@@ -415,7 +335,7 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
     }
     /* A reply to nothing: the server has lost track of the conversation. */
     if (!p)
-        return fail_connection(c, -EPROTO);
+        return vfio_user_client_fail(c, -EPROTO);
 
     size_t need = vfio_user_msg_max_entries(len);
     if (need > c->entries_cap) {
@@ -435,8 +355,11 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
     p->done = true;
     c->cur_fds = result == 0 ? fds : NULL;
     c->cur_nfds = result == 0 ? nfds : 0;
-    if (p->cb)
+    if (p->cb) {
+        c->in_callback++;
         p->cb(p->opaque, result, result == 0 || (m.hdr.flags & VFIO_USER_F_ERROR) ? &m : NULL);
+        c->in_callback--;
+    }
     c->cur_fds = NULL;
     c->cur_nfds = 0;
     retire(c);
@@ -499,17 +422,17 @@ static int process_buffer(vfio_user_client *c)
         vfio_user_header h;
         rc = vfio_user_header_decode(c->rbuf + pos, c->rlen - pos, &h);
         if (rc < 0) {
-            rc = fail_connection(c, -EBADMSG);
+            rc = vfio_user_client_fail(c, -EBADMSG);
             break;
         }
         if (h.msg_size > c->max_recv) {
-            rc = fail_connection(c, -EMSGSIZE);
+            rc = vfio_user_client_fail(c, -EMSGSIZE);
             break;
         }
         if (c->rlen - pos < h.msg_size) {
             rc = ensure_rbuf(c, h.msg_size);
             if (rc < 0)
-                rc = fail_connection(c, rc);
+                rc = vfio_user_client_fail(c, rc);
             break;
         }
         int fds[VFIO_USER_TRANSPORT_MAX_FDS];
@@ -518,7 +441,7 @@ static int process_buffer(vfio_user_client *c)
         for (unsigned g = 0; g < c->ngroups; g++) {
             if (c->groups[g].end <= pos + h.msg_size) {
                 close_fds(fds, nfds);
-                rc = fail_connection(c, -EPROTO);
+                rc = vfio_user_client_fail(c, -EPROTO);
                 goto out;
             }
         }
@@ -582,14 +505,14 @@ static int wait_for(vfio_user_client *c, const unsigned *remaining, bool room)
         if (c->cfg.timeout_ms >= 0) {
             int64_t left = deadline - vfio_user_now_ms();
             if (left <= 0)
-                return fail_connection(c, -ETIMEDOUT);
+                return vfio_user_client_fail(c, -ETIMEDOUT);
             timeout = (int)left;
         }
         int rev = vfio_user_poll(c->sock, POLLIN, timeout);
         if (rev < 0)
-            return fail_connection(c, rev);
+            return vfio_user_client_fail(c, rev);
         if (rev == 0)
-            return fail_connection(c, -ETIMEDOUT);
+            return vfio_user_client_fail(c, -ETIMEDOUT);
     }
 }
 
@@ -604,6 +527,8 @@ int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg, unsig
     size_t size, len;
     int rc;
 
+    if (c->in_callback)
+        return -EDEADLK;
     if (!c->connected)
         return -EPIPE;
     if (vfio_user_msg_is_reply(&msg->hdr))
@@ -661,6 +586,8 @@ int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg, unsig
 
 int vfio_user_client_wait_all(vfio_user_client *c)
 {
+    if (c->in_callback)
+        return -EDEADLK;
     if (!c->connected)
         return c->last_error;
     if (c->count == 0) {
@@ -682,6 +609,8 @@ int vfio_user_client_fd(const vfio_user_client *c)
 
 int vfio_user_client_flush(vfio_user_client *c)
 {
+    if (c->in_callback)
+        return -EDEADLK;
     if (!c->connected)
         return c->last_error;
     return flush_out(c);
@@ -689,6 +618,8 @@ int vfio_user_client_flush(vfio_user_client *c)
 
 int vfio_user_client_dispatch(vfio_user_client *c)
 {
+    if (c->in_callback)
+        return -EDEADLK;
     if (!c->connected)
         return c->last_error;
     int frc = flush_out(c);
@@ -707,249 +638,9 @@ int vfio_user_client_dispatch(vfio_user_client *c)
     return process_buffer(c);
 }
 
-/* ------------------------------------------------------------------ */
-/* Life cycle and VERSION                                              */
-/* ------------------------------------------------------------------ */
-
-vfio_user_dialect vfio_user_client_dialect(const vfio_user_client *c)
-{
-    return c->cfg.dialect;
-}
-
-const vfio_user_caps *vfio_user_client_server_caps(const vfio_user_client *c)
-{
-    return &c->server;
-}
-
-size_t vfio_user_client_max_msg_size(const vfio_user_client *c)
-{
-    return c->max_send;
-}
-
-bool vfio_user_client_connected(const vfio_user_client *c)
-{
-    return c->connected;
-}
-
-int vfio_user_client_last_error(const vfio_user_client *c)
-{
-    return c->last_error;
-}
-
-void vfio_user_client_stats_get(const vfio_user_client *c, vfio_user_client_stats *out)
-{
-    *out = c->stats;
-}
-
-typedef struct version_ctx {
-    vfio_user_client *c;
-    bool done, ok;
-    int transport_err;
-    GError *error;
-} version_ctx;
-
-static void version_done(void *opaque, int result, const vfio_user_msg *reply)
-{
-    version_ctx *v = opaque;
-    vfio_user_client *c = v->c;
-    v->done = true;
-    if (!reply && result != -EBADMSG && result != -EPROTO) {
-        v->transport_err = result; /* reported by negotiate() with its own code */
-        return;
-    }
-    if (!reply) {
-        g_set_error(&v->error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "vfio-user VERSION reply is malformed (%s): a short body, or JSON "
-                    "data without its terminating NUL",
-                    g_strerror(-result));
-        return;
-    }
-    if (!vfio_user_version_check(&c->cfg.caps, reply, &c->server, &v->error))
-        return;
-    if (c->server.twin_socket) {
-        /* The client never offers twin-socket mode; enabling it anyway breaks the spec. */
-        g_set_error(&v->error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "vfio-user server enabled twin_socket, which the client did not offer");
-        return;
-    }
-    v->ok = true;
-}
-
-static bool negotiate(vfio_user_client *c, GError **error)
-{
-    version_ctx v = {.c = c};
-    vfio_user_msg m;
-    vfio_user_caps offer = c->cfg.caps;
-
-    offer.twin_socket = false;
-    offer.unmap_partial = false;
-    /* Each spec defines one of the two size limits; offer only that one. */
-    if (c->cfg.dialect == VFIO_USER_DIALECT_2021)
-        offer.max_data_xfer_size = 0;
-    else
-        offer.max_msg_size = 0;
-    /* A server's DMA_WRITE carries max_data_xfer_size bytes after a 32-byte
-     * prefix: never offer more than a message we can receive holds. */
-    if (offer.max_data_xfer_size && c->max_recv > 32 && offer.max_data_xfer_size > c->max_recv - 32)
-        offer.max_data_xfer_size = c->max_recv - 32;
-    g_autofree char *json = vfio_user_caps_to_json(&offer);
-    memset(&m, 0, sizeof(m));
-    m.op = VFIO_USER_OP_VERSION;
-    m.version.major = VFIO_USER_MAJOR;
-    m.version.minor = VFIO_USER_MINOR;
-    m.version.json = json;
-    m.version.json_len = strlen(json) + 1;
-
-    int rc = vfio_user_client_submit(c, &m, 0, version_done, &v);
-    if (rc == 0)
-        rc = vfio_user_client_wait_all(c);
-    if (rc == 0 && v.transport_err)
-        rc = v.transport_err;
-    if (rc < 0 && !v.error) {
-        int code = rc == -ETIMEDOUT                    ? G_IO_ERROR_TIMED_OUT
-                   : rc == -ECONNRESET || rc == -EPIPE ? G_IO_ERROR_CONNECTION_CLOSED
-                                                       : G_IO_ERROR_FAILED;
-        g_set_error(error, G_IO_ERROR, code, "vfio-user VERSION negotiation failed: %s",
-                    g_strerror(-rc));
-        return false;
-    }
-    if (!v.ok) {
-        if (v.error)
-            g_propagate_error(error, v.error);
-        else
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                        "vfio-user VERSION negotiation got no reply");
-        return false;
-    }
-
-    /* What the server can receive bounds every message we send. */
-    if (c->server.max_msg_size)
-        c->max_send = c->server.max_msg_size;
-    else if (c->server.max_data_xfer_size)
-        c->max_send = c->server.max_data_xfer_size + VFIO_USER_HEADER_SIZE +
-                      sizeof(struct vfio_user_region_access_wire);
-    else if (c->cfg.dialect == VFIO_USER_DIALECT_2021)
-        c->max_send = VFIO_USER_DEFAULT_MAX_MSG_SIZE;
-    else
-        c->max_send = VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE + 32;
-    if (!c->server.max_data_xfer_size)
-        c->server.max_data_xfer_size = c->max_send - 32;
-    return true;
-}
-
-vfio_user_client *vfio_user_client_new(int fd, const vfio_user_client_config *cfg,
-                                       const vfio_user_client_ops *ops, void *opaque,
-                                       GError **error)
-{
-    vfio_user_client *c;
-
-    if (!cfg || !vfio_user_dialect_name(cfg->dialect) || cfg->window > MAX_WINDOW || fd < 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vfio-user client: invalid configuration (dialect, window <= %d, fd)",
-                    MAX_WINDOW);
-        return NULL;
-    }
-    c = g_new0(vfio_user_client, 1);
-    c->sock = fd;
-    c->cfg = *cfg;
-    if (c->cfg.window == 0)
-        c->cfg.window = DEFAULT_WINDOW;
-    if (c->cfg.timeout_ms == 0)
-        c->cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
-    if (c->cfg.caps.max_msg_fds == 0)
-        c->cfg.caps.max_msg_fds = DEFAULT_MAX_FDS;
-    if (c->cfg.caps.max_msg_size == 0)
-        c->cfg.caps.max_msg_size = DEFAULT_MAX_RECV;
-    if (c->cfg.caps.max_data_xfer_size == 0)
-        c->cfg.caps.max_data_xfer_size = VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE;
-    if (ops)
-        c->ops = *ops;
-    c->opaque = opaque;
-    c->max_recv = c->cfg.caps.max_msg_size;
-    /* VERSION goes out before the server's limits are known: the spec minimum. */
-    c->max_send = VFIO_USER_DEFAULT_MAX_MSG_SIZE;
-    vfio_user_caps_init(&c->server);
-    c->server.max_msg_fds = 0;
-    c->ring = g_new0(pending, c->cfg.window);
-    c->next_id = 1;
-    c->connected = true;
-
-    if (!negotiate(c, error)) {
-        c->sock = -1; /* the caller keeps the fd on failure */
-        vfio_user_client_free(c);
-        return NULL;
-    }
-    return c;
-}
-
-vfio_user_client *vfio_user_client_connect(const char *path, const vfio_user_client_config *cfg,
-                                           const vfio_user_client_ops *ops, void *opaque,
-                                           GError **error)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (!path || strlen(path) >= sizeof(sa.sun_path)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vfio-user socket path is missing or longer than %zu bytes",
-                    sizeof(sa.sun_path) - 1);
-        return NULL;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        int e = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "socket: %s", g_strerror(e));
-        return NULL;
-    }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int e = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "connect to %s: %s", path,
-                    g_strerror(e));
-        close(fd);
-        return NULL;
-    }
-    vfio_user_client *c = vfio_user_client_new(fd, cfg, ops, opaque, error);
-    if (!c)
-        close(fd);
-    return c;
-}
-
-void vfio_user_client_free(vfio_user_client *c)
-{
-    if (!c)
-        return;
-    if (c->connected) {
-        c->connected = false;
-        c->last_error = -ECONNABORTED;
-    }
-    fail_connection(c, -ECONNABORTED);
-    if (c->sock >= 0)
-        close(c->sock);
-    for (unsigned i = 0; i < c->cfg.window; i++)
-        g_free(c->ring[i].req);
-    g_free(c->ring);
-    g_free(c->rbuf);
-    g_free(c->entries);
-    g_free(c->sbuf);
-    g_free(c->obuf);
-    g_free(c);
-}
-
-/* Used by the synchronous commands to take an fd from the reply being completed. */
-int vfio_user_client_take_fd(vfio_user_client *c)
-{
-    if (!c->cur_fds || c->cur_nfds == 0)
-        return -1;
-    int fd = c->cur_fds[0];
-    c->cur_fds[0] = -1;
-    return fd;
-}
-
 int vfio_user_client_wait_for(vfio_user_client *c, const unsigned *remaining)
 {
+    if (c->in_callback)
+        return -EDEADLK;
     return wait_for(c, remaining, false);
-}
-
-size_t vfio_user_client_max_recv(const vfio_user_client *c)
-{
-    return c->max_recv;
 }

@@ -11,6 +11,24 @@
 
 #include "vfio-user.h"
 
+/* Wire struct sizes, as the codec uses them. */
+#define SZ_2021_ENTRY sizeof(struct vfio_user_2021_dma_entry_wire)
+#define SZ_2021_BITMAP sizeof(struct vfio_user_2021_bitmap_wire)
+#define SZ_DMA_MAP sizeof(struct vfio_user_dma_map_wire)
+#define SZ_DMA_UNMAP sizeof(struct vfio_user_dma_unmap_wire)
+#define SZ_BITMAP sizeof(struct vfio_user_bitmap_wire)
+#define SZ_DEVICE_INFO sizeof(struct vfio_user_device_info_wire)
+#define SZ_REGION_INFO sizeof(struct vfio_user_region_info_wire)
+#define SZ_REGION_ACCESS sizeof(struct vfio_user_region_access_wire)
+#define SZ_DMA_ACCESS sizeof(struct vfio_user_dma_access_wire)
+#define SZ_DIRTY sizeof(struct vfio_user_dirty_pages_wire)
+#define SZ_2021_RANGE sizeof(struct vfio_user_2021_bitmap_range_wire)
+#define SZ_RANGE sizeof(struct vfio_user_bitmap_range_wire)
+#define SZ_FEATURE sizeof(struct vfio_user_device_feature_wire)
+#define SZ_LOG_CONTROL sizeof(struct vfio_user_dma_logging_control_wire)
+#define SZ_LOG_RANGE sizeof(struct vfio_user_dma_logging_range_wire)
+#define SZ_LOG_REPORT sizeof(struct vfio_user_dma_logging_report_wire)
+
 /* Little-endian loads and stores at unaligned byte addresses. */
 static inline uint16_t get_le16(const uint8_t *p)
 {

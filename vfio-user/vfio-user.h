@@ -784,7 +784,8 @@ typedef void (*vfio_user_completion_fn)(void *opaque, int result, const vfio_use
  * Returns 0; -EINVAL / -ENOTSUP from the codec; -EMSGSIZE when the
  * message exceeds the server's max_msg_size or carries more fds than its
  * max_msg_fds; -EPIPE when the connection is already gone; -ECONNRESET /
- * -ETIMEDOUT when it ends during the send. @cb is not called on failure.
+ * -ETIMEDOUT when it ends during the send; -EDEADLK when called from a
+ * completion or ops callback. @cb is not called on failure.
  */
 VFIO_USER_API int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg,
                                           unsigned flags, vfio_user_completion_fn cb, void *opaque);
@@ -793,7 +794,8 @@ VFIO_USER_API int vfio_user_client_submit(vfio_user_client *c, const vfio_user_m
  * vfio_user_client_wait_all - waits until every submitted request has
  * completed, serving server requests meanwhile. Counts one wait when it
  * has to block. Returns 0 (individual results went to the callbacks),
- * or the negative errno that ended the connection.
+ * the negative errno that ended the connection, or -EDEADLK when called
+ * from a callback.
  */
 VFIO_USER_API int vfio_user_client_wait_all(vfio_user_client *c);
 
@@ -829,10 +831,16 @@ VFIO_USER_API int vfio_user_client_dispatch(vfio_user_client *c);
  */
 
 /**
- * vfio_user_client_dma_map - maps @n regions: as tables of up to
- * max_msg_fds mappable entries per message in 2021, one message per
- * region otherwise, all pipelined and waited once. Returns the first
- * failure (later messages still ran).
+ * vfio_user_client_dma_map - maps @n regions (iova, size, offset, prot,
+ * fd: -1 for a region the server reaches by DMA_READ / DMA_WRITE): as
+ * tables in 2021 (each within the server's max_msg_size and carrying at
+ * most max_msg_fds fds), one message per region otherwise, all pipelined
+ * and waited once. The fds stay the caller's.
+ *
+ * Returns 0 or the first failure: the server's error (a 2021 table may
+ * have been applied in part, as the spec allows), -EINVAL for @n == 0,
+ * -EMSGSIZE when the server accepts no fds but a region has one, or a
+ * transport error. Messages after a failed one still ran.
  */
 VFIO_USER_API int vfio_user_client_dma_map(vfio_user_client *c, const vfio_user_dma_entry *regions,
                                            size_t n);
@@ -840,8 +848,18 @@ VFIO_USER_API int vfio_user_client_dma_map(vfio_user_client *c, const vfio_user_
 /**
  * vfio_user_client_dma_unmap - unmaps @n regions (iova, size, flags). An
  * entry with GET_DIRTY_BITMAP must give bitmap_pgsize and bitmap_size;
- * @bitmaps[i] (for those entries) receives bitmap_size bytes.
- * @bitmaps may be NULL when no entry asks for one.
+ * @bitmaps[i] (for those entries) receives bitmap_size bytes, checked
+ * against the reply's pgsize and size. @bitmaps may be NULL when no entry
+ * asks for one. 2021 packs the entries into tables whose requests fit the
+ * server's max_msg_size and whose replies fit the client's; elsewhere one
+ * message per region. All pipelined and waited once.
+ *
+ * Returns 0 or the first failure: the server's error, -EINVAL (no
+ * regions, a bitmap entry without its buffer or pgsize), -EMSGSIZE when
+ * one region's bitmap alone cannot fit a reply (ask for a coarser pgsize;
+ * nothing from that region on was sent), -EBADMSG for a reply whose
+ * bitmaps do not match the request, or a transport error. Bitmaps of
+ * failed messages are left untouched.
  */
 VFIO_USER_API int vfio_user_client_dma_unmap(vfio_user_client *c,
                                              const vfio_user_dma_entry *regions, size_t n,

@@ -41,13 +41,11 @@ static bool skipped(const vi_failure *skip, size_t nskip, const vi_endpoint *ep,
     return false;
 }
 
-void vi_endpoint_detach(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failure *skip,
-                        size_t nskip)
+void vi_endpoint_unmap_all(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failure *skip,
+                           size_t nskip)
 {
     vi_domain *d = ep->domain;
-    if (!d)
-        return;
-    if (d->map && ep->listener.ops) {
+    if (d && d->map && ep->listener.ops) {
         interval_map_iter it;
         u64_range r;
         const vi_map_val *val;
@@ -59,6 +57,15 @@ void vi_endpoint_detach(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failu
             vi_emit_unmap(v, ep, &ev);
         }
     }
+}
+
+void vi_endpoint_detach(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failure *skip,
+                        size_t nskip)
+{
+    vi_domain *d = ep->domain;
+    if (!d)
+        return;
+    vi_endpoint_unmap_all(v, ep, seq, skip, nskip);
     vi_endpoint **pp = &d->endpoints;
     while (*pp != ep)
         pp = &(*pp)->dom_next;
@@ -67,6 +74,33 @@ void vi_endpoint_detach(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failu
     ep->domain = NULL;
     if (--d->nendpoints == 0)
         vi_domain_destroy(v, d);
+}
+
+vi_domain *vi_domain_create(viommu *v, uint32_t id, bool bypass)
+{
+    vi_domain *d = g_try_new0(vi_domain, 1);
+    if (!d)
+        return NULL;
+    d->id = id;
+    d->bypass = bypass;
+    if (!bypass) {
+        d->map = interval_map_new(sizeof(vi_map_val));
+        if (!d->map) {
+            g_free(d);
+            return NULL;
+        }
+    }
+    g_hash_table_insert(v->domains, GUINT_TO_POINTER(id), d);
+    v->stats.domains++;
+    return d;
+}
+
+void vi_domain_link(vi_domain *d, vi_endpoint *ep)
+{
+    ep->domain = d;
+    ep->dom_next = d->endpoints;
+    d->endpoints = ep;
+    d->nendpoints++;
 }
 
 /* True when a mapping of @d overlaps a reserved region of @ep. */
@@ -80,9 +114,7 @@ static bool resv_conflicts(const vi_endpoint *ep, const vi_domain *d)
     return false;
 }
 
-/* Replays @d's mappings to @ep's listener; on a refusal, unmaps what it
- * had accepted and returns the refusal. */
-static int replay(viommu *v, vi_endpoint *ep, vi_domain *d, uint32_t seq)
+int vi_replay(viommu *v, vi_endpoint *ep, vi_domain *d, uint32_t seq)
 {
     if (!d->map || !ep->listener.ops || !ep->listener.ops->map)
         return 0;
@@ -139,33 +171,16 @@ uint8_t vi_attach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t flags,
     if (ep->domain)
         vi_endpoint_detach(v, ep, seq, NULL, 0);
 
-    bool created = false;
     if (!d) {
-        d = g_try_new0(vi_domain, 1);
+        d = vi_domain_create(v, domain, bypass);
         if (!d)
             return VIRTIO_IOMMU_S_NOMEM;
-        d->id = domain;
-        d->bypass = bypass;
-        if (!bypass) {
-            d->map = interval_map_new(sizeof(vi_map_val));
-            if (!d->map) {
-                g_free(d);
-                return VIRTIO_IOMMU_S_NOMEM;
-            }
-        }
-        g_hash_table_insert(v->domains, GUINT_TO_POINTER(domain), d);
-        v->stats.domains++;
-        created = true;
-    }
-    if (!created) {
-        int rc = replay(v, ep, d, seq);
+    } else {
+        int rc = vi_replay(v, ep, d, seq);
         if (rc < 0)
             return vi_errno_status(rc);
     }
-    ep->domain = d;
-    ep->dom_next = d->endpoints;
-    d->endpoints = ep;
-    d->nendpoints++;
+    vi_domain_link(d, ep);
     return VIRTIO_IOMMU_S_OK;
 }
 
@@ -180,8 +195,8 @@ uint8_t vi_detach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t seq)
     return VIRTIO_IOMMU_S_OK;
 }
 
-uint8_t vi_map(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end,
-               uint64_t phys_start, uint32_t flags, uint32_t seq)
+uint8_t vi_map_insert(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end,
+                      uint64_t phys_start, uint32_t flags, uint32_t seq, vi_domain **out)
 {
     uint32_t known = VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE;
     if (vi_negotiated(v, VIRTIO_IOMMU_F_MMIO))
@@ -218,11 +233,22 @@ uint8_t vi_map(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_en
     if (rc < 0)
         return VIRTIO_IOMMU_S_NOMEM;
     v->stats.mappings++;
+    *out = d;
+    return VIRTIO_IOMMU_S_OK;
+}
 
+uint8_t vi_map(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end,
+               uint64_t phys_start, uint32_t flags, uint32_t seq)
+{
+    vi_domain *d;
+    uint8_t status = vi_map_insert(v, domain, virt_start, virt_end, phys_start, flags, seq, &d);
+    if (status != VIRTIO_IOMMU_S_OK)
+        return status;
+    vi_map_val val = {phys_start, flags, seq};
     u64_range r = {virt_start, virt_end};
     for (vi_endpoint *ep = d->endpoints; ep; ep = ep->dom_next) {
         mapping_event ev = make_event(ep, d, r, &val, seq);
-        rc = vi_emit_map(v, ep, &ev);
+        int rc = vi_emit_map(v, ep, &ev);
         if (rc == 0)
             continue;
         /* Refused: the endpoints before this one hold it, take it back. */

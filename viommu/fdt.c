@@ -659,6 +659,59 @@ out:
     return ret;
 }
 
+/*
+ * libfdt 1.6.1 trusts property lengths while it walks: a length of 2^31
+ * or more moves its walkers backwards, so fdt_check_full() loops forever
+ * on a length of -12 and lets -2 through to memcpy. This walk runs
+ * first, reading every tag itself with lengths as unsigned numbers
+ * bounded by the structure block. The header was checked already, so
+ * the block lies inside the blob.
+ */
+static bool fdt_struct_sane(const void *fdt)
+{
+    const uint8_t *base = (const uint8_t *)fdt + fdt_off_dt_struct(fdt);
+    uint32_t size = fdt_version(fdt) >= 17 ? fdt_size_dt_struct(fdt)
+                                           : fdt_totalsize(fdt) - fdt_off_dt_struct(fdt);
+    uint32_t off = 0;
+
+    for (;;) {
+        fdt32_t word;
+        const uint8_t *nul;
+
+        if (off > size || size - off < sizeof(word))
+            return false;
+        memcpy(&word, base + off, sizeof(word));
+        off += sizeof(word);
+        switch (fdt32_to_cpu(word)) {
+        case FDT_BEGIN_NODE:
+            nul = memchr(base + off, 0, size - off);
+            if (!nul)
+                return false;
+            off = (uint32_t)(nul - base) + 1;
+            break;
+        case FDT_PROP:
+            /* len, then nameoff, then len bytes of value. */
+            if (size - off < 2 * sizeof(word))
+                return false;
+            memcpy(&word, base + off, sizeof(word));
+            off += 2 * sizeof(word);
+            if (fdt32_to_cpu(word) > size - off)
+                return false;
+            off += fdt32_to_cpu(word);
+            break;
+        case FDT_END_NODE:
+        case FDT_NOP:
+            break;
+        case FDT_END:
+            return true;
+        default:
+            return false;
+        }
+        /* Tags are 4-byte aligned; off <= size < 2^32 - 3, so this cannot wrap. */
+        off = (off + 3) & ~3u;
+    }
+}
+
 int viommu_fdt_add(void *fdt, size_t bufsize, const struct viommu_topology *topo, uint32_t *phandle)
 {
     int size = bufsize > INT_MAX ? INT_MAX : (int)bufsize;
@@ -672,10 +725,12 @@ int viommu_fdt_add(void *fdt, size_t bufsize, const struct viommu_topology *topo
     /*
      * Versions before 16 are refused before fdt_check_full() sees them:
      * libfdt 1.6.1's fdt_check_full() dereferences the NULL name
-     * fdt_get_name() returns for such a blob's root node.
+     * fdt_get_name() returns for such a blob's root node. Property
+     * lengths are checked before it too (fdt_struct_sane()).
      */
     if (!fdt || bufsize < FDT_V1_SIZE || fdt_check_header(fdt) != 0 || fdt_version(fdt) < 16 ||
-        fdt_totalsize(fdt) > (size_t)size || fdt_check_full(fdt, fdt_totalsize(fdt)) != 0)
+        fdt_totalsize(fdt) > (size_t)size || !fdt_struct_sane(fdt) ||
+        fdt_check_full(fdt, fdt_totalsize(fdt)) != 0)
         return -EINVAL;
 
     work = g_try_malloc((size_t)size);

@@ -114,8 +114,18 @@ void vi_batch_start(viommu *v)
     v->ntouched = 0;
 }
 
+/* Unmap-only batches cannot fail a map: nothing to collect. */
+static void ignore_failure(void *opaque, const mapping_event *ev, int err)
+{
+    (void)opaque;
+    (void)ev;
+    (void)err;
+}
+
 void vi_batch_finish(viommu *v, mapping_failed_fn failed, void *fail_opaque)
 {
+    if (!failed)
+        failed = ignore_failure;
     for (size_t i = 0; i < v->ntouched; i++) {
         vi_endpoint *ep = v->touched[i];
         if (ep->listener.ops->batch_end)
@@ -130,14 +140,6 @@ static void collect_failure(void *opaque, const mapping_event *ev, int err)
     vi_failure f = {*ev, err < 0 ? err : -EIO};
     g_array_append_val(v->failures, f);
     v->stats.listener_failures++;
-}
-
-/* Unmap events during rollback cannot fail a map: nothing to collect. */
-static void ignore_failure(void *opaque, const mapping_event *ev, int err)
-{
-    (void)opaque;
-    (void)ev;
-    (void)err;
 }
 
 static void set_failed_status(viommu_request *req, int err)
@@ -371,7 +373,7 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
         vi_batch_start(v);
         for (size_t i = 0; i < nall; i++)
             rollback_failure(v, reqs, n, &all[i], all, nall);
-        vi_batch_finish(v, ignore_failure, NULL);
+        vi_batch_finish(v, NULL, NULL);
         g_array_set_size(v->failures, 0);
     }
 

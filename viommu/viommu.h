@@ -635,6 +635,39 @@ typedef struct viommu_stats {
 VIOMMU_API void viommu_get_stats(const viommu *v, viommu_stats *out);
 
 /* ------------------------------------------------------------------ */
+/* State for migration                                                 */
+/* ------------------------------------------------------------------ */
+
+/**
+ * viommu_save - the guest-visible state of @v as bytes, for migration:
+ * negotiated features, config.bypass, every domain (ID, bypass) with
+ * its attached endpoints and mappings. The configuration, endpoints,
+ * reserved regions, listeners, counters and event buffers are the
+ * VMM's: the destination creates them the same way before loading.
+ *
+ * Returns 0 and stores a buffer the caller frees with g_free() in
+ * @data and its size in @len (glib aborts when memory is short).
+ */
+VIOMMU_API int viommu_save(const viommu *v, uint8_t **data, size_t *len);
+
+/**
+ * viommu_load - restores a viommu_save() image into @v, which must have
+ * no domain (new or reset). Every check a request would make applies
+ * (features offered, domain range, alignment, input range, overlaps,
+ * reserved regions, limits), and the listeners of attached endpoints
+ * receive every mapping, in one batch. On any failure @v keeps no
+ * domain, its listeners hold nothing, and its features and bypass are
+ * as before.
+ *
+ * Returns 0; -EBUSY when @v has a domain; -EINVAL when the image is
+ * truncated, malformed or does not fit this device (an unknown
+ * endpoint, an endpoint in two domains, a mapping a MAP request would
+ * be refused); -ENOMEM; -ENOSPC or -EIO when a listener refuses or
+ * fails a mapping (its error).
+ */
+VIOMMU_API int viommu_load(viommu *v, const uint8_t *data, size_t len);
+
+/* ------------------------------------------------------------------ */
 /* Split virtqueues in guest memory                                    */
 /* ------------------------------------------------------------------ */
 
@@ -846,7 +879,8 @@ VIOMMU_API int viommu_topology_check(const struct viommu_topology *topo, GError 
  * viommu_fdt_add - add the virtio-iommu to a flattened device tree.
  * @fdt: the caller's blob, at the start of a buffer of @bufsize bytes.
  * @bufsize: size of that buffer; the blob may grow up to it (its
- *           totalsize becomes @bufsize, as after fdt_open_into()).
+ *           totalsize becomes @bufsize, at most INT_MAX, as after
+ *           fdt_open_into()).
  * @topo: the topology (see viommu_topology_check()).
  * @phandle: optional; receives the virtio-iommu node's phandle.
  *
@@ -873,17 +907,28 @@ VIOMMU_API int viommu_topology_check(const struct viommu_topology *topo, GError 
  * device-tree node is bound only to a device directly below the node
  * that contains it.
  *
+ * New properties come first in their node and the new node first among
+ * its siblings, where fdt_setprop() and fdt_add_subnode() put them, so
+ * `dtc -I dtb -O dts` prints the result as it prints QEMU's trees. The
+ * tree is rewritten in one pass (NOPs dropped, strings deduplicated),
+ * linear in its size however many endpoints there are.
+ *
  * The work is done on a copy: on any error the caller's buffer is left
- * exactly as it was. The caller keeps ownership of everything.
+ * exactly as it was. The caller keeps ownership of everything; nothing
+ * is kept after the call returns.
  *
  * Returns:
  *   0 on success,
  *   -EINVAL for an invalid topology (viommu_topology_check()), a NULL
- *           @fdt, a blob that is not a valid device tree (of version 16
- *           or later) or whose totalsize exceeds @bufsize, an interrupt parent whose
- *           `#interrupt-cells` differs from @mmio_irq_cells, a
- *           virtio-iommu off its host bridge's root bus, or an address
- *           that matches the `reg` of more than one node,
+ *           @fdt, a blob that is not a valid device tree of version 16
+ *           or later (including property lengths of 2^31 or more, which
+ *           libfdt's own check lets through), a blob whose totalsize
+ *           exceeds @bufsize, a tree nested deeper than 64 levels, an
+ *           interrupt parent whose `#interrupt-cells` differs from
+ *           @mmio_irq_cells, a virtio-iommu off its host bridge's root
+ *           bus, a new virtio_mmio window the root's `#address-cells` /
+ *           `#size-cells` cannot hold, or an address that matches the
+ *           `reg` of more than one node,
  *   -ENOENT when no host bridge serves a needed segment, or no node has
  *           the base address of an MMIO endpoint,
  *   -EEXIST when the virtio-iommu node already exists (or the node at

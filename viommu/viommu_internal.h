@@ -135,6 +135,19 @@ uint8_t vi_detach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t seq);
 uint8_t vi_map(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end,
                uint64_t phys_start, uint32_t flags, uint32_t seq);
 uint8_t vi_unmap(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end, uint32_t seq);
+/* vi_map without the listeners: checks and inserts, *out = the domain. */
+uint8_t vi_map_insert(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end,
+                      uint64_t phys_start, uint32_t flags, uint32_t seq, vi_domain **out);
+/* A new empty domain (NULL when memory is short); no endpoint yet. */
+vi_domain *vi_domain_create(viommu *v, uint32_t id, bool bypass);
+void vi_domain_link(vi_domain *d, vi_endpoint *ep);
+/* Replays @d's mappings to @ep's listener; on a refusal, unmaps what it
+ * had accepted and returns the refusal. */
+int vi_replay(viommu *v, vi_endpoint *ep, vi_domain *d, uint32_t seq);
+/* Unmap events to @ep's listener for every mapping of its domain,
+ * except the ranges listed in @skip (which it does not hold). */
+void vi_endpoint_unmap_all(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failure *skip,
+                           size_t nskip);
 /* Detaches @ep from its domain (unmap events to its listener, except the
  * ranges listed in @skip), destroying the domain when it empties. */
 void vi_endpoint_detach(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failure *skip,
@@ -145,6 +158,8 @@ void vi_domain_destroy(viommu *v, vi_domain *d);
 int vi_emit_map(viommu *v, vi_endpoint *ep, const mapping_event *ev);
 void vi_emit_unmap(viommu *v, vi_endpoint *ep, const mapping_event *ev);
 void vi_batch_start(viommu *v);
+/* Calls batch_end on every listener of the batch; @failed NULL ignores
+ * failures (for batches of unmaps only). */
 void vi_batch_finish(viommu *v, mapping_failed_fn failed, void *fail_opaque);
 uint8_t vi_errno_status(int err);
 

@@ -149,7 +149,7 @@ static int walk_chain(viommu_vq *vq, const struct vring_desc *table, uint16_t he
             if (len == 0 || len % sizeof(struct vring_desc) ||
                 len / sizeof(struct vring_desc) > VIOMMU_VQ_MAX_CHAIN)
                 return -EIO;
-            descs = gmap(vq, addr, len, false, 8);
+            descs = gmap(vq, addr, len, false, 1); /* read with memcpy */
             if (!descs)
                 return -EIO;
             n = len / sizeof(struct vring_desc);
@@ -186,7 +186,7 @@ typedef struct vq_rings {
 static int map_rings(const viommu_vq *vq, vq_rings *r)
 {
     uint64_t size = vq->cfg.size;
-    r->desc = gmap(vq, vq->cfg.desc_gpa, size * sizeof(struct vring_desc), false, 16);
+    r->desc = gmap(vq, vq->cfg.desc_gpa, size * sizeof(struct vring_desc), false, 1);
     /* Both rings end with the event-index field (used_event, avail_event). */
     r->avail = gmap(vq, vq->cfg.avail_gpa, AVAIL_RING + 2 * size + 2, false, 2);
     r->used = gmap(vq, vq->cfg.used_gpa, USED_RING + 8 * size + 2, true, 4);

@@ -133,9 +133,77 @@ int vfio_user_server_conn_run(vfio_user_server_conn *c)
 
 void vfio_user_server_conn_stop(vfio_user_server_conn *c)
 {
+    int twin = c->twin_fd;
+
     atomic_store(&c->stopping, true);
-    /* Wakes a thread blocked reading the socket. */
+    /* Wakes a thread blocked reading the socket, or waiting for a DMA reply. */
     shutdown(c->fd, SHUT_RDWR);
+    if (twin >= 0)
+        shutdown(twin, SHUT_RDWR);
+}
+
+struct vfio_user_server_thread {
+    vfio_user_server_conn *conn;
+    GThread *thread;
+    int ret;
+};
+
+static gpointer serve_thread(gpointer data)
+{
+    vfio_user_server_thread *t = data;
+
+    t->ret = vfio_user_server_conn_run(t->conn);
+    return NULL;
+}
+
+vfio_user_server_thread *vfio_user_server_spawn_pair(const vfio_user_server_options *opts,
+                                                     int *client_fd, GError **error)
+{
+    vfio_user_server_thread *t;
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "socketpair: %s",
+                    g_strerror(errno));
+        return NULL;
+    }
+    t = g_new0(vfio_user_server_thread, 1);
+    t->conn = vfio_user_server_conn_new(sv[1], opts, error);
+    if (!t->conn)
+        goto fail_conn;
+    t->thread = g_thread_try_new("vfio-user-server", serve_thread, t, error);
+    if (!t->thread)
+        goto fail_thread;
+    *client_fd = sv[0];
+    return t;
+
+fail_thread:
+    vfio_user_server_conn_free(t->conn); /* closes sv[1] */
+    sv[1] = -1;
+fail_conn:
+    if (sv[1] >= 0)
+        close(sv[1]);
+    close(sv[0]);
+    g_free(t);
+    return NULL;
+}
+
+vfio_user_server_conn *vfio_user_server_thread_conn(vfio_user_server_thread *t)
+{
+    return t->conn;
+}
+
+int vfio_user_server_join(vfio_user_server_thread *t, bool stop)
+{
+    int ret;
+
+    if (stop)
+        vfio_user_server_conn_stop(t->conn);
+    g_thread_join(t->thread);
+    ret = t->ret;
+    vfio_user_server_conn_free(t->conn);
+    g_free(t);
+    return ret;
 }
 
 size_t vfio_user_server_conn_region_count(const vfio_user_server_conn *c)

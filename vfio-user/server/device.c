@@ -5,6 +5,9 @@
  * command, so that tests and demos create dirty pages where they want.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 
 #include "private.h"
 
@@ -51,6 +54,60 @@ static int check_range(vus_dma *d, uint64_t first, uint64_t last, uint32_t prot)
 }
 
 /*
+ * A client can shrink the file behind a region after mapping it; touching
+ * the mapping past the new end then raises SIGBUS. Transfers through a
+ * mapping run under a SIGBUS handler that turns such a fault into EFAULT
+ * for that transfer; a SIGBUS outside a transfer goes to the previous
+ * disposition.
+ */
+/* volatile: the signal handler reads it, the compiler must not drop the stores. */
+static _Thread_local sigjmp_buf *volatile dma_jmp;
+static struct sigaction old_sigbus;
+static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
+
+static void on_sigbus(int sig, siginfo_t *info, void *uctx)
+{
+    (void)sig;
+    (void)info;
+    (void)uctx;
+    if (dma_jmp)
+        siglongjmp(*dma_jmp, 1);
+    /* Not ours: the faulting access runs again under the old disposition. */
+    sigaction(SIGBUS, &old_sigbus, NULL);
+}
+
+static void install_sigbus(void)
+{
+    struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO};
+
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &old_sigbus);
+}
+
+/* memset() or sums @n bytes at @p of a mapping; -EFAULT when the mapping faults. */
+static int guarded_access(uint8_t *p, uint64_t n, bool write, uint8_t fill, uint64_t *sum)
+{
+    sigjmp_buf jb;
+    uint64_t acc = 0;
+
+    pthread_once(&sigbus_once, install_sigbus);
+    if (sigsetjmp(jb, 1)) {
+        dma_jmp = NULL;
+        return -EFAULT;
+    }
+    dma_jmp = &jb;
+    if (write) {
+        memset(p, fill, (size_t)n);
+    } else {
+        for (uint64_t i = 0; i < n; i++)
+            acc += ((volatile uint8_t *)p)[i];
+    }
+    dma_jmp = NULL;
+    *sum += acc;
+    return 0;
+}
+
+/*
  * Runs one transfer. Returns the transfer's status (0 or a positive
  * errno) in *status, and a negative errno only when the connection broke.
  */
@@ -74,9 +131,8 @@ static int run_dma(vfio_user_server_conn *c, bool write, uint64_t addr, uint32_t
         return 0;
     }
     /*
-     * Regions reached by messages are collected first: a round trip may
-     * queue a DMA_UNMAP, but it is not handled before this command is
-     * answered, so the table cannot change under the walk.
+     * The table cannot change under the walk: a DMA_UNMAP arriving during
+     * a round trip is queued, and handled only after this command.
      */
     interval_map_iter_init(&it, c->dma.map, want.first, want.last);
     while ((r = interval_map_iter_next(&it, &key))) {
@@ -85,13 +141,13 @@ static int run_dma(vfio_user_server_conn *c, bool write, uint64_t addr, uint32_t
         uint64_t n = b - a + 1;
 
         if (r->host) {
-            uint8_t *p = r->host + (a - key.first);
-            if (write) {
-                memset(p, fill, (size_t)n);
+            /* Marked first: a write cut short by a fault may still have landed in part. */
+            if (write)
                 vus_dma_mark_dirty(&c->dma, r, key, a, b);
-            } else {
-                for (uint64_t i = 0; i < n; i++)
-                    *sum += p[i];
+            ret = guarded_access(r->host + (a - key.first), n, write, fill, sum);
+            if (ret < 0) {
+                *status = (uint32_t)-ret;
+                return 0;
             }
             continue;
         }
@@ -136,6 +192,5 @@ int vus_device_write(vfio_user_server_conn *c, uint64_t offset, const uint8_t *d
     vus_put32(c->regs + VFIO_USER_SAMPLE_DMA_STATUS, status);
     if (cmd == VFIO_USER_SAMPLE_CMD_READ && status == 0)
         vus_put64(c->regs + VFIO_USER_SAMPLE_DMA_SUM, sum);
-    vus_log(c, "  device DMA %s len %u status %u", cmd == 1 ? "write" : "read", len, status);
     return ret;
 }

@@ -48,11 +48,21 @@ static uint64_t log_bits(const vus_dma *d, u64_range key)
     return key.last / d->log_pgsize - key.first / d->log_pgsize + 1;
 }
 
+static void free_bitmap(vus_dma *d, vus_region *r)
+{
+    if (r->dirty) {
+        d->dirty_bytes -= (uint64_t)r->dirty_words * 8;
+        free(r->dirty);
+    }
+    r->dirty = NULL;
+    r->dirty_words = 0;
+}
+
 static void release(vus_dma *d, vus_region *r, u64_range key)
 {
     if (r->host)
         unmap_piece(d, r->host, key);
-    free(r->dirty);
+    free_bitmap(d, r);
 }
 
 void vus_dma_unmap_all(vus_dma *d)
@@ -76,9 +86,19 @@ void vus_dma_destroy(vus_dma *d)
     d->map = NULL;
 }
 
-static uint64_t *new_bitmap(uint64_t nbits)
+/* Gives @r a zeroed bitmap of @nbits bits, within the connection's budget; -ENOMEM. */
+static int new_bitmap(vus_dma *d, vus_region *r, uint64_t nbits)
 {
-    return calloc(BITMAP_WORDS(nbits), sizeof(uint64_t));
+    uint64_t words = BITMAP_WORDS(nbits);
+
+    if (words > UINT32_MAX || words * 8 > VUS_MAX_DIRTY_BYTES - d->dirty_bytes)
+        return -ENOMEM;
+    r->dirty = calloc((size_t)words, sizeof(uint64_t));
+    if (!r->dirty)
+        return -ENOMEM;
+    r->dirty_words = (uint32_t)words;
+    d->dirty_bytes += words * 8;
+    return 0;
 }
 
 int vus_dma_map(vus_dma *d, uint64_t iova, uint64_t size, int fd, uint64_t offset, uint32_t prot,
@@ -129,11 +149,9 @@ int vus_dma_map(vus_dma *d, uint64_t iova, uint64_t size, int fd, uint64_t offse
         r.host = (uint8_t *)base + delta;
     }
     if (d->logging) {
-        r.dirty = new_bitmap(log_bits(d, key));
-        if (!r.dirty) {
-            ret = -ENOMEM;
+        ret = new_bitmap(d, &r, log_bits(d, key));
+        if (ret < 0)
             goto fail_release;
-        }
     }
     ret = interval_map_insert(d->map, key.first, key.last, &r);
     if (ret < 0)
@@ -185,19 +203,20 @@ int vus_dma_unmap_check(const vus_dma *d, uint64_t first, uint64_t last)
     return any ? 0 : -ENOENT;
 }
 
-/* Copies the logged bits of the pages of @to out of @from's bitmap. */
-static uint64_t *split_bitmap(const vus_dma *d, const uint64_t *src, u64_range from, u64_range to)
+/* Gives @dst the logged bits of the pages of @to out of @src's bitmap. */
+static int split_bitmap(vus_dma *d, const uint64_t *src, u64_range from, vus_region *dst,
+                        u64_range to)
 {
     uint64_t shift = to.first / d->log_pgsize - from.first / d->log_pgsize;
     uint64_t nbits = log_bits(d, to), src_bits = log_bits(d, from), bit;
-    uint64_t *dst = new_bitmap(nbits);
+    int ret = new_bitmap(d, dst, nbits);
 
-    if (!dst)
-        return NULL;
+    if (ret < 0)
+        return ret;
     for (bit = bitmap_next_set(src, src_bits, shift); bit < src_bits && bit - shift < nbits;
          bit = bitmap_next_set(src, src_bits, bit + 1))
-        dst[(bit - shift) / 64] |= 1ull << ((bit - shift) % 64);
-    return dst;
+        dst->dirty[(bit - shift) / 64] |= 1ull << ((bit - shift) % 64);
+    return 0;
 }
 
 /* Removes [first, last] from the one region @key (which it overlaps). */
@@ -206,8 +225,8 @@ static int cut_region(vus_dma *d, u64_range key, uint64_t first, uint64_t last)
     vus_region r, left, right;
     u64_range lkey = {key.first, first - 1}, rkey = {last + 1, key.last};
     u64_range gone = {first > key.first ? first : key.first, last < key.last ? last : key.last};
-    bool has_left = key.first<first, has_right = key.last> last;
-    uint64_t *right_dirty = NULL;
+    bool has_left = key.first < first;
+    bool has_right = key.last > last;
     int ret = 0;
 
     interval_map_remove(d->map, key.first, &r);
@@ -215,16 +234,14 @@ static int cut_region(vus_dma *d, u64_range key, uint64_t first, uint64_t last)
     right = r;
     if (has_right) {
         right.host = r.host ? r.host + (rkey.first - key.first) : NULL;
-        if (r.dirty) {
-            right_dirty = split_bitmap(d, r.dirty, key, rkey);
-            if (!right_dirty)
-                ret = -ENOMEM;
-        }
-        right.dirty = right_dirty;
+        right.dirty = NULL;
+        right.dirty_words = 0;
+        if (r.dirty)
+            ret = split_bitmap(d, r.dirty, key, &right, rkey);
     }
     /* The left piece keeps the bitmap: its bits past the piece are never read. */
     if (!has_left)
-        free(r.dirty);
+        free_bitmap(d, &r);
 
     if (r.host)
         unmap_piece(d, r.host + (gone.first - key.first), gone);
@@ -279,8 +296,7 @@ int vus_dma_log_start(vus_dma *d, uint64_t pgsize)
     d->log_pgsize = pgsize;
     interval_map_iter_init(&it, d->map, 0, UINT64_MAX);
     while ((r = interval_map_iter_next(&it, &key))) {
-        r->dirty = new_bitmap(log_bits(d, key));
-        if (!r->dirty) {
+        if (new_bitmap(d, r, log_bits(d, key)) < 0) {
             vus_dma_log_stop(d);
             return -ENOMEM;
         }
@@ -296,10 +312,8 @@ void vus_dma_log_stop(vus_dma *d)
     vus_region *r;
 
     interval_map_iter_init(&it, d->map, 0, UINT64_MAX);
-    while ((r = interval_map_iter_next(&it, &key))) {
-        free(r->dirty);
-        r->dirty = NULL;
-    }
+    while ((r = interval_map_iter_next(&it, &key)))
+        free_bitmap(d, r);
     d->logging = false;
 }
 

@@ -31,7 +31,8 @@
 
 /* Deeper JSON than this is refused before it reaches the parser. */
 #define MAX_JSON_DEPTH 32
-#define MIN_LOG_PGSIZE 512u
+#define MIN_LOG_PGSIZE 4096u
+#define MAX_LOG_PGSIZE (1ull << 30)
 
 static vus_map_rules map_rules(const vfio_user_server_conn *c)
 {
@@ -79,9 +80,10 @@ static int bitmap_geometry(uint64_t iova, uint64_t size, uint64_t pgsize, uint64
 
     if (!vus_is_pow2(pgsize) || u64_range_from_size(iova, size, &r) < 0)
         return -EINVAL;
+    /* Rounded up without "+ 63": nbits may be close to 2^64. */
     nbits = (size - 1) / pgsize + 1;
-    *min_bytes = (nbits + 7) / 8;
-    *word_bytes = (nbits + 63) / 64 * 8;
+    *min_bytes = nbits / 8 + (nbits % 8 != 0);
+    *word_bytes = (nbits / 64 + (nbits % 64 != 0)) * 8;
     return 0;
 }
 
@@ -98,7 +100,8 @@ static bool bitmap_size_ok(const vfio_user_server_conn *c, uint64_t asked, uint6
 static int collect_into(vfio_user_server_conn *c, uint64_t iova, uint64_t size, uint64_t pgsize,
                         uint8_t *out, uint64_t out_bytes)
 {
-    uint64_t nwords = ((size - 1) / pgsize + 1 + 63) / 64;
+    uint64_t nbits = (size - 1) / pgsize + 1;
+    uint64_t nwords = nbits / 64 + (nbits % 64 != 0);
     uint64_t *words = g_try_new0(uint64_t, nwords);
     int ret;
 
@@ -167,7 +170,6 @@ static int handle_version(vfio_user_server_conn *c, vus_msg *m)
         const char *j = (const char *)m->body + vlen;
         size_t n = m->len - vlen;
         if (!json_depth_ok(j, n) || !vfio_user_caps_from_json(j, n, &caps, &err)) {
-            vus_log(c, "  bad VERSION data: %s", err ? err->message : "nested too deep");
             return EINVAL;
         }
     }
@@ -181,11 +183,14 @@ static int handle_version(vfio_user_server_conn *c, vus_msg *m)
                 return -EPROTO;
             }
         } else {
-            /* "The smallest between the client and the server is used." */
-            if (!vus_is_pow2(caps.pgsize) || caps.pgsize < MIN_LOG_PGSIZE)
+            /*
+             * The server logs in software at any power of two from 4 KiB
+             * to 1 GiB, so the client's page size is the smaller one.
+             */
+            if (!vus_is_pow2(caps.pgsize) || caps.pgsize < MIN_LOG_PGSIZE ||
+                caps.pgsize > MAX_LOG_PGSIZE)
                 return EINVAL;
-            if (caps.pgsize < c->pgsize)
-                c->pgsize = caps.pgsize;
+            c->pgsize = caps.pgsize;
         }
     }
     c->client_max_fds = caps.max_msg_fds;
@@ -409,6 +414,9 @@ static int handle_dma_unmap(vfio_user_server_conn *c, vus_msg *m)
     if (flags & ~(VFIO_USER_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_USER_DMA_UNMAP_FLAG_ALL) ||
         argsz < UNMAP_091)
         return EINVAL;
+    /* libvfio-user caps one unmap's reply, and so its bitmap, at 1 MiB. */
+    if (c->prof->max_unmap_argsz && argsz > c->prof->max_unmap_argsz)
+        return EINVAL;
 
     if (flags & VFIO_USER_DMA_UNMAP_FLAG_ALL) {
         if (want_bitmap || iova || size)
@@ -592,6 +600,8 @@ static int logging_start(vfio_user_server_conn *c, vus_msg *m, uint8_t *echo)
     /* The device may pick its page size and says so in the reply. */
     if (pgsize < MIN_LOG_PGSIZE)
         pgsize = MIN_LOG_PGSIZE;
+    if (pgsize > MAX_LOG_PGSIZE)
+        pgsize = MAX_LOG_PGSIZE;
     if (c->dma.logging)
         return EBUSY;
     /* Every write is logged: the ranges only say what the client will ask about. */
@@ -800,9 +810,6 @@ int vus_handle(vfio_user_server_conn *c, vus_msg *m)
     int op = vfio_user_command_op(c->prof->dialect, m->hdr.command);
     int ret;
 
-    vus_log(c, "id %u command %u (%s) size %u flags 0x%x fds %u", m->hdr.msg_id, m->hdr.command,
-            op > 0 ? vfio_user_op_name((vfio_user_op)op) : "unknown", m->hdr.msg_size, m->hdr.flags,
-            m->nfds);
     if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND) {
         /* Nothing is waiting for a reply here: a reply to nothing. */
         return 0;
@@ -844,6 +851,10 @@ int vus_handle(vfio_user_server_conn *c, vus_msg *m)
             ret = EINVAL;
         }
     }
+    /* One line per message handled. */
+    vus_log(c, "id %u command %u (%s) size %u flags 0x%x fds %u: %s", m->hdr.msg_id, m->hdr.command,
+            op > 0 ? vfio_user_op_name((vfio_user_op)op) : "unknown", m->hdr.msg_size, m->hdr.flags,
+            m->nfds, ret == 0 ? "ok" : g_strerror(ret > 0 ? ret : -ret));
     if (ret > 0) {
         int r = vus_reply_error(c, m, ret);
         return r < 0 ? r : 0;

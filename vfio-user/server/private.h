@@ -73,7 +73,8 @@ typedef struct vus_profile {
     bool caps_migration; /* advertise migration.pgsize */
     bool caps_own;       /* advertise max_msg_size, max_dma_maps */
     bool caps_unmap_partial;
-    uint32_t max_msg_size; /* largest request accepted, header included */
+    uint32_t max_msg_size;    /* largest request accepted, header included */
+    uint32_t max_unmap_argsz; /* DMA_UNMAP argsz above this is refused; 0: no limit */
     uint32_t max_regions;
     uint64_t max_region_size;
     int map_overlap_errno; /* a map overlapping a region */
@@ -117,17 +118,25 @@ char *vus_caps_json(const vus_profile *prof, uint32_t max_regions, uint64_t pgsi
  * is closed once mapped: the mapping keeps the memory alive.
  */
 typedef struct vus_region {
-    uint8_t *host;   /* the region's first byte in our mapping; NULL: reach it by messages */
-    uint64_t *dirty; /* logged pages from floor(first / log_pgsize); NULL when not logging */
-    uint32_t prot;   /* VFIO_USER_PROT_* */
-    uint32_t reserved;
+    uint8_t *host;        /* the region's first byte in our mapping; NULL: reach it by messages */
+    uint64_t *dirty;      /* logged pages from floor(first / log_pgsize); NULL when not logging */
+    uint32_t prot;        /* VFIO_USER_PROT_* */
+    uint32_t dirty_words; /* u64 words allocated at @dirty */
 } vus_region;
 _Static_assert(sizeof(vus_region) == 24, "region value is 24 bytes");
+
+/*
+ * Dirty bitmaps of one connection stay under this many bytes (an 8 TiB
+ * region at 4 KiB pages needs 256 MiB): a client cannot make the server
+ * allocate without bound by logging huge regions at tiny pages.
+ */
+#define VUS_MAX_DIRTY_BYTES (512ull << 20)
 
 typedef struct vus_dma {
     interval_map *map;
     uint64_t host_pgsize;
     uint64_t log_pgsize; /* valid while logging */
+    uint64_t dirty_bytes;
     bool logging;
 } vus_dma;
 

@@ -256,7 +256,6 @@ static int reply_faulty(vfio_user_server_conn *c, const vus_msg *req, vfio_user_
                         const void *body, size_t len, int fd_out)
 {
     uint32_t k = c->opts.faults.kinds;
-    uint8_t h[VFIO_USER_HEADER_SIZE];
     int ret, extra_fd = -1;
 
     vus_log(c, "fault injection 0x%x on reply to command %u id %u", k, req->hdr.command,
@@ -304,7 +303,6 @@ static int reply_faulty(vfio_user_server_conn *c, const vus_msg *req, vfio_user_
         shutdown(c->fd, SHUT_RDWR);
         return ret < 0 ? ret : -EPROTO;
     }
-    (void)h;
     ret = vus_send(c->fd, hdr, body, len, fd_out, k & VFIO_USER_SERVER_FAULT_SHORT_WRITES);
     if (extra_fd >= 0)
         close(extra_fd);
@@ -336,7 +334,6 @@ int vus_reply_error(vfio_user_server_conn *c, const vus_msg *req, int err)
         .error_no = (uint32_t)err,
     };
 
-    vus_log(c, "  -> error %d (%s)", err, g_strerror(err));
     if (req->hdr.flags & VFIO_USER_F_NO_REPLY)
         return 0;
     if (fault_applies(c, req))
@@ -422,7 +419,7 @@ int vus_conn_dma_rw(vfio_user_server_conn *c, bool write, uint64_t iova, uint64_
         vus_put64(body + offsetof(struct vfio_user_dma_access_wire, count), n);
         if (write)
             memset(body + hlen, fill, (size_t)n);
-        vus_log(c, "  <- DMA_%s iova 0x%" G_GINT64_MODIFIER "x count %" G_GUINT64_FORMAT,
+        vus_log(c, "sending DMA_%s iova 0x%" G_GINT64_MODIFIER "x count %" G_GUINT64_FORMAT,
                 write ? "WRITE" : "READ", iova, n);
         ret = round_trip(c, write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, body, blen, &reply);
         g_free(body);

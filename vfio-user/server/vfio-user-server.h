@@ -26,6 +26,12 @@
  * answered: through the mapping of a region that came with an fd
  * (marking its pages dirty while logging is on), or with DMA_READ /
  * DMA_WRITE messages to the client for a region that came without one.
+ *
+ * A client may shrink the file behind a mapped region; a transfer that
+ * then touches the lost part fails with DMA_STATUS = EFAULT instead of
+ * killing the process. For that, the first transfer through a mapping
+ * installs a process-wide SIGBUS handler that hands any SIGBUS raised
+ * outside a transfer back to the disposition it replaced.
  */
 #ifndef VFIO_USER_SERVER_H
 #define VFIO_USER_SERVER_H
@@ -141,7 +147,9 @@ typedef struct vfio_user_server_faults {
  *   always speak their own).
  * @max_regions: PROFILE_OWN's DMA region limit (advertised as
  *   max_dma_maps; a map beyond it fails with ENOSPC).
- * @pgsize: PROFILE_OWN's dirty-logging page size (power of two >= 4096).
+ * @pgsize: PROFILE_OWN's dirty-logging page size when the client offers
+ *   none (a power of two from 4 KiB to 1 GiB); a client's migration.pgsize
+ *   in that range is taken instead, any other is refused with EINVAL.
  * @dma_timeout_ms: how long a server-to-client DMA_READ / DMA_WRITE may
  *   wait for its reply before the transfer fails with ETIMEDOUT and the
  *   connection is closed; 0 waits forever.
@@ -222,6 +230,38 @@ VFIO_USER_SERVER_API size_t vfio_user_server_conn_region_count(const vfio_user_s
  * from the allocator (dirty bitmaps excluded).
  */
 VFIO_USER_SERVER_API size_t vfio_user_server_conn_region_memory(const vfio_user_server_conn *conn);
+
+/**
+ * vfio_user_server_thread - a connection served by its own thread (for
+ * tests of clients, which drive the other end of a socketpair).
+ */
+typedef struct vfio_user_server_thread vfio_user_server_thread;
+
+/**
+ * vfio_user_server_spawn_pair - creates an AF_UNIX socketpair and serves
+ * one end with a new connection on a new thread.
+ * @client_fd: receives the other end; the caller owns it.
+ *
+ * Returns the thread, or NULL with @error set (bad options, socketpair or
+ * thread creation failure). Finish it with vfio_user_server_join().
+ */
+VFIO_USER_SERVER_API vfio_user_server_thread *
+vfio_user_server_spawn_pair(const vfio_user_server_options *opts, int *client_fd, GError **error);
+
+/**
+ * vfio_user_server_thread_conn - the connection the thread serves, for
+ * vfio_user_server_conn_region_count() and the like. Only valid until
+ * vfio_user_server_join(); read it while the client is idle.
+ */
+VFIO_USER_SERVER_API vfio_user_server_conn *
+vfio_user_server_thread_conn(vfio_user_server_thread *t);
+
+/**
+ * vfio_user_server_join - ends the thread and frees it with its
+ * connection. @stop: stop serving now (else wait until the client closes
+ * its end). Returns what vfio_user_server_conn_run() returned.
+ */
+VFIO_USER_SERVER_API int vfio_user_server_join(vfio_user_server_thread *t, bool stop);
 
 /* ------------------------------------------------------------------ */
 /* Listening server: one thread per client                             */

@@ -862,3 +862,37 @@ Test(vfio_user_client, an_answer_to_a_no_reply_command_is_dropped)
     stop(&f, c);
     cr_assert_eq(f.commands, 2);
 }
+
+typedef struct reentry {
+    vfio_user_client *c;
+    int submit_rc, wait_rc;
+} reentry;
+
+static void reenter(void *opaque, int result, const vfio_user_msg *reply)
+{
+    reentry *r = opaque;
+    vfio_user_msg m;
+    (void)result;
+    (void)reply;
+    memset(&m, 0, sizeof(m));
+    m.op = VFIO_USER_OP_DEVICE_RESET;
+    r->submit_rc = vfio_user_client_submit(r->c, &m, 0, NULL, NULL);
+    r->wait_rc = vfio_user_client_wait_all(r->c);
+}
+
+Test(vfio_user_client, calls_from_a_completion_callback_are_refused)
+{
+    fake_server f;
+    fake_server_init(&f, D091);
+    vfio_user_client *c = start(&f, 0, 0, NULL);
+    reentry r = {.c = c};
+    vfio_user_msg m;
+    memset(&m, 0, sizeof(m));
+    m.op = VFIO_USER_OP_DEVICE_RESET;
+    cr_assert_eq(vfio_user_client_submit(c, &m, 0, reenter, &r), 0);
+    cr_assert_eq(vfio_user_client_wait_all(c), 0);
+    cr_assert_eq(r.submit_rc, -EDEADLK);
+    cr_assert_eq(r.wait_rc, -EDEADLK);
+    stop(&f, c);
+    cr_assert_eq(f.commands, 1);
+}

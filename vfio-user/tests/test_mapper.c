@@ -41,8 +41,7 @@ static gpointer server_thread(gpointer data)
     return NULL;
 }
 
-/* Isolated mode: the device's DMA arrives here; IOVA == GPA - RAM_GPA + IOVA_BASE
- * is not assumed, the test maps IOVA 1:1 onto GPA offsets below. */
+/* The device's DMA_READ / DMA_WRITE (isolated mode) arrive here. */
 static int dma_rw(void *opaque, uint64_t iova, void *buf, uint64_t len, bool write)
 {
     harness *hh = opaque;
@@ -463,9 +462,9 @@ Test(vfio_user_mapper, bitmap_too_large_for_a_reply_is_asked_at_coarser_pgsize)
     vfio_user_mapper_config cfg = {0};
     start(VFIO_USER_SERVER_PROFILE_OWN, VFIO_USER_DIALECT_2021, &cfg, NULL);
     vfio_user_mapper_free(h.m);
-    /* A client that accepts replies of at most 4 KiB + 64: a 16 MiB
-     * region's 4 KiB-page bitmap (512 bytes) fits, a 256-page one does
-     * too; shrink further so it does not. */
+    /* A client that accepts replies of at most 312 bytes: a 16 MiB
+     * region's bitmap at 4 KiB per bit (512 bytes) does not fit, at 8 KiB
+     * per bit (256 bytes) it does. */
     vfio_user_client_config ccfg;
     vfio_user_client_config_init(&ccfg, VFIO_USER_DIALECT_2021);
     ccfg.caps.migration = true;

@@ -25,8 +25,8 @@ typedef struct viommu_command {
 int cmd_replay(int argc, char **argv);
 
 /*
- * Option values. Each returns true with the value, or false with @error
- * naming the option and what was wrong.
+ * Option values. Each returns true with the value, or false when the text
+ * is not one (cli_parse_id_list then also says why in @error).
  */
 
 /* A u64 in decimal, or hexadecimal with a 0x prefix. */

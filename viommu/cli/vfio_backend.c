@@ -187,6 +187,7 @@ static int on_endpoint_added(void *opaque, viommu *dev, uint32_t ep)
         vfio_user_client_config_init(&ccfg, b->cfg.dialect);
         ccfg.caps.migration = true;
         ccfg.caps.pgsize = PAGE;
+        ccfg.window = 1024; /* a whole batch in flight: one wait per batch */
         vfio_user_client_ops ops = {.dma_rw = dev_dma_rw};
         vfio_user_mapper_config mcfg = {.plan = b->cfg.plan, .isolated = b->cfg.isolated};
         GError *err = NULL;
@@ -211,6 +212,9 @@ static void start_tracking(vfio_backend *b)
 {
     GHashTableIter it;
     gpointer v;
+    /* Migration starts from a clean log: what was written before is sent
+     * with the first full copy of guest RAM. */
+    guest_mem_dirty_clear(b->gm);
     b->tracking = true;
     g_hash_table_iter_init(&it, b->devs);
     while (g_hash_table_iter_next(&it, NULL, &v))
@@ -220,7 +224,17 @@ static void start_tracking(vfio_backend *b)
 static int on_batch_begin(void *opaque, viommu *dev, uint64_t batch, size_t n)
 {
     vfio_backend *b = opaque;
+    GHashTableIter it;
+    gpointer v;
     b->dev = dev;
+    /* The device accesses re-enacted since the last batch complete first,
+     * so that the batch's own traffic is counted alone. */
+    g_hash_table_iter_init(&it, b->devs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        vfio_user_client *c = vfio_user_mapper_client(((endpoint_dev *)v)->mapper);
+        if (vfio_user_client_in_flight(c))
+            vfio_user_client_wait_all(c);
+    }
     /* Tracking starts before the batch holding request N: with one request
      * per batch exactly before it, otherwise a little earlier (never later). */
     if (!b->tracking && b->cfg.migrate_at >= 0 &&
@@ -287,6 +301,11 @@ static void device_access(vfio_backend *b, endpoint_dev *d, uint64_t iova, bool 
         ret = vfio_user_client_submit(c, &msg, 0, on_status, b);
     if (ret < 0)
         b->dma_failures++;
+    /* Without an fd the transfer is a DMA_READ / DMA_WRITE round trip
+     * from the server, which queues what arrives meanwhile (256 messages
+     * in the reference server): keep the pipeline well below that. */
+    if (b->cfg.isolated && vfio_user_client_in_flight(c) >= 64)
+        vfio_user_client_wait_all(c);
 }
 
 static int on_translate(void *opaque, viommu *dev, const qemu_log_event *ev)

@@ -84,6 +84,16 @@ static void assert_has(const char *text, const char *what)
     cr_assert(strstr(text, what) != NULL, "missing '%s' in:\n%s", what, text);
 }
 
+/* Runs with the arguments expecting @status and an error mentioning @what. */
+#define assert_refused(status_, what, ...)                                                         \
+    do {                                                                                           \
+        struct run r_ = describe(__VA_ARGS__, NULL);                                               \
+        cr_assert_eq(r_.status, status_, "status %d, stderr: %s", r_.status, r_.err);              \
+        cr_assert_str_empty(r_.out);                                                               \
+        assert_has(r_.err, what);                                                                  \
+        run_free(&r_);                                                                             \
+    } while (0)
+
 Test(describe_cli, prints_help_and_exits_0)
 {
     struct run r = describe("--help", NULL);
@@ -225,6 +235,41 @@ Test(describe_cli, prints_an_mmio_virtio_iommu_and_its_endpoints)
     run_free(&r);
 }
 
+Test(describe_cli, puts_addresses_without_a_segment_in_the_segment_option)
+{
+    struct run r = describe("--segment", "2", "--pci-iommu", "00:02.0", "--endpoints", "0000-00ff",
+                            "--endpoints", "3:00:00.0-3:00:00.7", "--viot", NULL);
+
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    assert_has(r.out, "virtio-pci IOMMU, segment 2, BDF 00:02.0");
+    assert_has(r.out, "PCI range, segments 2-2, BDF 00:00.0-00:1f.7 (0x0000-0x00ff), first "
+                      "endpoint ID 0x20000");
+    assert_has(r.out, "PCI range, segments 3-3, BDF 00:00.0-00:00.7 (0x0000-0x0007), first "
+                      "endpoint ID 0x30000");
+    run_free(&r);
+
+    r = describe("--segment", "2", "--pci-iommu", "00:02.0", "--endpoints", "0000-00ff", NULL);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    assert_has(r.out, "\tpcie@30000000 {\n"
+                      "\t\tiommu-map = <0x00 0x01 0x20000 0x10 0x11 0x01 0x20011 0xef>;\n");
+    assert_has(r.out, "linux,pci-domain = <0x02>;");
+    run_free(&r);
+}
+
+Test(describe_cli, takes_raw_interrupt_cells_and_a_window_size)
+{
+    struct run r = describe("--mmio-iommu", "0x10000000,47", "--mmio-irq-cells", "5", "--mmio-size",
+                            "0x1000", "--builtin-printer", NULL);
+
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    assert_has(r.out, "\t\tinterrupts = <0x05>;\n"
+                      "\t\treg = <0x00 0x10000000 0x00 0x1000>;\n");
+    run_free(&r);
+    assert_refused(2, "give 1 to 4 cells", "--mmio-iommu", "0x1000", "--mmio-irq-cells",
+                   "1,2,3,4,5");
+    assert_refused(2, "non-zero size", "--mmio-iommu", "0x1000", "--mmio-size", "0");
+}
+
 Test(describe_cli, describes_an_mmio_iommu_in_viot)
 {
     struct run r = describe("--mmio-iommu", "0xa003e00", "--mmio-endpoint", "0xa003c00@5",
@@ -237,16 +282,6 @@ Test(describe_cli, describes_an_mmio_iommu_in_viot)
     assert_has(r.out, "MMIO endpoint at 0xa003c00, endpoint ID 0x5, IOMMU @0x0030");
     run_free(&r);
 }
-
-/* Runs with the arguments expecting @status and an error mentioning @what. */
-#define assert_refused(status_, what, ...)                                                         \
-    do {                                                                                           \
-        struct run r_ = describe(__VA_ARGS__, NULL);                                               \
-        cr_assert_eq(r_.status, status_, "status %d, stderr: %s", r_.status, r_.err);              \
-        cr_assert_str_empty(r_.out);                                                               \
-        assert_has(r_.err, what);                                                                  \
-        run_free(&r_);                                                                             \
-    } while (0)
 
 Test(describe_cli, refuses_malformed_options_with_status_2)
 {

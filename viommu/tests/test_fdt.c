@@ -395,6 +395,35 @@ Test(viommu_fdt, refuses_a_property_length_past_2_to_the_31_that_libfdt_lets_thr
     assert_refused_unchanged(fdt, len + 1024, &t, -EINVAL);
 }
 
+Test(viommu_fdt, refuses_a_property_length_that_makes_libfdt_walk_in_place)
+{
+    g_autofree void *fdt = new_tree();
+    struct viommu_topology t = {.transport = VIOMMU_TRANSPORT_PCI, .pci_bdf = 0x10};
+    int hb = add_host_bridge(fdt, "pcie@10000000", -1, 0);
+    int prop = fdt_first_property_offset(fdt, hb);
+    uint8_t *len_field = (uint8_t *)fdt + fdt_off_dt_struct(fdt) + prop + 4;
+    fdt32_t minus_12 = cpu_to_fdt32(0xfffffff4);
+
+    /* libfdt 1.6.1's fdt_check_full() never returns on this blob. */
+    cr_assert(prop >= 0);
+    memcpy(len_field, &minus_12, sizeof(minus_12));
+    assert_refused_unchanged(fdt, BUF_SIZE, &t, -EINVAL);
+}
+
+Test(viommu_fdt, refuses_a_tree_nested_deeper_than_64_levels)
+{
+    g_autofree void *fdt = new_tree();
+    struct viommu_topology t = {.transport = VIOMMU_TRANSPORT_PCI, .pci_bdf = 0x10};
+    int node = 0;
+
+    add_host_bridge(fdt, "pcie@10000000", -1, 0);
+    for (int i = 0; i < 70; i++) {
+        node = fdt_add_subnode(fdt, node, "n");
+        cr_assert(node >= 0);
+    }
+    assert_refused_unchanged(fdt, BUF_SIZE, &t, -EINVAL);
+}
+
 Test(viommu_fdt, refuses_an_invalid_topology)
 {
     g_autofree void *fdt = new_tree();

@@ -585,3 +585,28 @@ Test(viommu_listener, gets_every_removed_mapping_of_a_wide_unmap)
     fl_fini(&f);
     viommu_free(v);
 }
+
+Test(viommu_listener, batches_many_endpoints_of_one_domain)
+{
+    enum { N = 40 };
+    viommu *v = test_device(0, N);
+    fake_listener f[N];
+    for (uint32_t i = 0; i < N; i++) {
+        fl_init(&f[i], v, i + 1);
+        cr_assert_eq(test_attach(v, 1, i + 1, 0), VIRTIO_IOMMU_S_OK);
+    }
+    cr_assert_eq(test_map(v, 1, 0x1000, 0x1fff, 0, RW), VIRTIO_IOMMU_S_OK);
+    for (uint32_t i = 0; i < N; i++) {
+        cr_assert_eq(f[i].maps->len, 1);
+        cr_assert_eq(f[i].begins, f[i].ends);
+        cr_assert_not(f[i].in_batch);
+    }
+    f[N - 1].refuse_now = -ENOMEM;
+    f[N - 1].refuse_limit = 1;
+    cr_assert_eq(test_map(v, 1, 0x2000, 0x2fff, 0, RW), VIRTIO_IOMMU_S_NOMEM);
+    for (uint32_t i = 0; i < N; i++) {
+        assert_same_view(v, 1, &f[i]);
+        fl_fini(&f[i]);
+    }
+    viommu_free(v);
+}

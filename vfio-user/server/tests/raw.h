@@ -19,41 +19,27 @@
 #include "private.h"
 
 typedef struct srv_thread {
+    vfio_user_server_thread *t;
     vfio_user_server_conn *conn;
-    GThread *thread;
-    int ret;
 } srv_thread;
-
-static gpointer srv_thread_main(gpointer data)
-{
-    srv_thread *s = data;
-    s->ret = vfio_user_server_conn_run(s->conn);
-    return NULL;
-}
 
 /* Starts a server connection; *client_fd receives the client's end. */
 static inline srv_thread *srv_start(const vfio_user_server_options *opts, int *client_fd)
 {
-    int sv[2];
     srv_thread *s = g_new0(srv_thread, 1);
     GError *err = NULL;
 
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    s->conn = vfio_user_server_conn_new(sv[1], opts, &err);
-    cr_assert_not_null(s->conn, "%s", err ? err->message : "");
-    s->thread = g_thread_new("server", srv_thread_main, s);
-    *client_fd = sv[0];
+    s->t = vfio_user_server_spawn_pair(opts, client_fd, &err);
+    cr_assert_not_null(s->t, "%s", err ? err->message : "");
+    s->conn = vfio_user_server_thread_conn(s->t);
     return s;
 }
 
 /* Waits for the server thread (the client end must be closed first) and frees it. */
 static inline int srv_join(srv_thread *s)
 {
-    int ret;
+    int ret = vfio_user_server_join(s->t, false);
 
-    g_thread_join(s->thread);
-    ret = s->ret;
-    vfio_user_server_conn_free(s->conn);
     g_free(s);
     return ret;
 }
@@ -103,9 +89,10 @@ typedef struct raw_msg {
     uint8_t *body;
     size_t len;
     unsigned nfds;
+    int fd0; /* the first fd received, kept open until raw_msg_free(); -1 if none */
 } raw_msg;
 
-static inline int raw_read(int fd, void *buf, size_t len, unsigned *nfds)
+static inline int raw_read(int fd, void *buf, size_t len, unsigned *nfds, int *fd0)
 {
     size_t done = 0;
 
@@ -131,7 +118,10 @@ static inline int raw_read(int fd, void *buf, size_t len, unsigned *nfds)
                 for (size_t i = 0; i < k; i++) {
                     int f;
                     memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-                    close(f);
+                    if (*fd0 < 0)
+                        *fd0 = f;
+                    else
+                        close(f);
                     (*nfds)++;
                 }
             }
@@ -141,14 +131,15 @@ static inline int raw_read(int fd, void *buf, size_t len, unsigned *nfds)
     return 0;
 }
 
-/* Receives one message (fds are counted and closed). */
+/* Receives one message (fds are counted; all but the first are closed at once). */
 static inline int raw_recv(int fd, raw_msg *m)
 {
     uint8_t h[16];
     int ret;
 
     memset(m, 0, sizeof(*m));
-    ret = raw_read(fd, h, 16, &m->nfds);
+    m->fd0 = -1;
+    ret = raw_read(fd, h, 16, &m->nfds, &m->fd0);
     if (ret < 0)
         return ret;
     m->id = vus_get16(h);
@@ -160,13 +151,16 @@ static inline int raw_recv(int fd, raw_msg *m)
         return -EBADMSG;
     m->len = m->size - 16;
     m->body = g_malloc(m->len + 1);
-    return raw_read(fd, m->body, m->len, &m->nfds);
+    return raw_read(fd, m->body, m->len, &m->nfds, &m->fd0);
 }
 
 static inline void raw_msg_free(raw_msg *m)
 {
     g_free(m->body);
     m->body = NULL;
+    if (m->fd0 >= 0)
+        close(m->fd0);
+    m->fd0 = -1;
 }
 
 /* A memfd of @size bytes. */

@@ -309,3 +309,17 @@ Test(device, dma_logging_report_in_final_shows_the_pages_the_device_wrote)
     cr_assert_eq(raw_call(cfd, 4, VFIO_USER_DEVICE_FEATURE, b, 8, NULL, 0, NULL), 0);
     finish();
 }
+
+Test(device, a_client_that_shrinks_its_memory_gets_efault_not_a_crash)
+{
+    start(VFIO_USER_DIALECT_2021);
+    map_2021(3, 0);
+    cr_assert_eq(ftruncate(mfd, (off_t)PG), 0);
+    program(BASE + 2 * PG, 16, 0x11);
+    cr_assert_eq(run_cmd(VFIO_USER_SAMPLE_CMD_WRITE), EFAULT);
+    cr_assert_eq(run_cmd(VFIO_USER_SAMPLE_CMD_READ), EFAULT);
+    program(BASE + 16, 16, 0x11);
+    cr_assert_eq(run_cmd(VFIO_USER_SAMPLE_CMD_WRITE), 0, "the part still backed works");
+    cr_assert_eq(view[16], 0x11);
+    finish();
+}

@@ -276,3 +276,19 @@ Test(dma, a_region_costs_at_most_96_bytes_of_table)
         cr_assert_eq(vus_dma_map(&d, i * 0x2000, 0x1000, -1, 0, 3, &many), 0);
     cr_assert_leq(interval_map_memory(d.map) / count(), 96);
 }
+
+Test(dma, dirty_bitmaps_stay_within_the_connection_budget)
+{
+    cr_assert_eq(vus_dma_map(&d, 0, 8ull << 40, -1, 0, 3, &own_rules), 0);
+    cr_assert_eq(vus_dma_map(&d, 8ull << 40, 8ull << 40, -1, 0, 3, &own_rules), 0);
+    cr_assert_eq(vus_dma_map(&d, 16ull << 40, 8ull << 40, -1, 0, 3, &own_rules), 0);
+    cr_assert_eq(vus_dma_log_start(&d, 4096), -ENOMEM, "768 MiB of bitmaps");
+    cr_assert_not(d.logging);
+    cr_assert_eq(d.dirty_bytes, 0);
+    cr_assert_eq(vus_dma_unmap_exact(&d, 16ull << 40, 8ull << 40), 0);
+    cr_assert_eq(vus_dma_log_start(&d, 4096), 0);
+    cr_assert_eq(d.dirty_bytes, 512ull << 20);
+    cr_assert_eq(vus_dma_map(&d, 16ull << 40, 4096, -1, 0, 3, &own_rules), -ENOMEM);
+    vus_dma_log_stop(&d);
+    cr_assert_eq(d.dirty_bytes, 0);
+}

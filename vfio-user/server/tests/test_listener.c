@@ -99,12 +99,14 @@ Test(listener, refuses_an_existing_path_and_bad_options)
 Test(program, serves_a_client_and_exits_cleanly_on_sigterm)
 {
     g_autofree char *path = temp_socket();
-    char *argv[] = {SERVER_EXE, "--socket", path, "--dialect", "final", NULL};
+    char *argv[] = {SERVER_EXE, "--socket", path, "--dialect", "final", "--verbose", NULL};
     GError *err = NULL;
     GPid pid;
     int fd = -1, status;
 
-    cr_assert(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, &err),
+    cr_assert(g_spawn_async(NULL, argv, NULL,
+                            G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                            &pid, &err),
               "%s", err ? err->message : "");
     /* Waits for the socket to appear (bounded: about 10 s). */
     for (int i = 0; i < 1000 && fd < 0; i++) {
@@ -137,4 +139,27 @@ Test(program, rejects_unknown_profiles_and_prints_help)
     cr_assert(g_spawn_check_wait_status(status, NULL));
     cr_assert_not_null(strstr(out, "--socket"));
     cr_assert_not_null(strstr(out, "--profile"));
+}
+
+Test(listener, a_spawned_connection_stops_on_request_and_closes_the_client_end)
+{
+    vfio_user_server_options o;
+    vfio_user_server_thread *t;
+    GError *err = NULL;
+    raw_msg r;
+    int fd, fds_before = count_fds();
+
+    vfio_user_server_options_init(&o);
+    t = vfio_user_server_spawn_pair(&o, &fd, &err);
+    cr_assert_not_null(t, "%s", err ? err->message : "");
+    cr_assert_eq(raw_version(fd, RAW_CAPS, NULL), 0);
+    cr_assert_eq(vfio_user_server_join(t, true), 0);
+    cr_assert_eq(raw_recv(fd, &r), -ECONNRESET);
+    close(fd);
+    cr_assert_eq(count_fds(), fds_before);
+    o.pgsize = 3;
+    cr_assert_null(vfio_user_server_spawn_pair(&o, &fd, &err));
+    cr_assert_not_null(err);
+    g_clear_error(&err);
+    cr_assert_eq(count_fds(), fds_before, "a failed spawn leaks nothing");
 }
