@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "private.h"
+#include "trace_points.h"
 #include "transport.h"
 
 #define DEFAULT_WINDOW 64
@@ -41,6 +42,7 @@ typedef struct pending {
     uint8_t *req; /* the encoded request, to check the reply against */
     size_t req_len;
     size_t req_cap;
+    uint64_t sent_ns; /* for the reply's trace latency; 0 when untraced */
 } pending;
 
 /* fds from one recvmsg: they belong to the last message starting in the
@@ -96,6 +98,7 @@ struct vfio_user_client {
     bool connected;
     int last_error;
     vfio_user_client_stats stats;
+    uint32_t trace_device; /* the connection's number in trace events */
 };
 
 static void close_fds(int *fds, size_t n)
@@ -432,6 +435,8 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
         result = m.hdr.error_no ? -(int)m.hdr.error_no : -EIO;
 
     c->stats.replies_received++;
+    TRACE(vfio_user_reply, c->trace_device, h->command, h->msg_id, (uint32_t)len, (uint32_t)nfds,
+          result, p->sent_ns ? trace_now_ns() - p->sent_ns : 0);
     p->done = true;
     c->cur_fds = result == 0 ? fds : NULL;
     c->cur_nfds = result == 0 ? nfds : 0;
@@ -566,6 +571,7 @@ static int wait_for(vfio_user_client *c, const unsigned *remaining, bool room)
         if (!c->connected)
             return c->last_error;
         if (!counted) {
+            TRACE(vfio_user_wait, c->trace_device, c->count);
             c->stats.waits++;
             counted = true;
         }
@@ -648,8 +654,11 @@ int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg, unsig
     rc = send_msg(c, p->req, len, fds, nfds);
     if (rc < 0)
         return rc;
+    TRACE(vfio_user_send, c->trace_device, (uint32_t)vfio_user_op_command(c->cfg.dialect, m.op),
+          m.hdr.msg_id, (uint32_t)len, (uint32_t)nfds);
     if (flags & VFIO_USER_SUBMIT_NO_REPLY)
         return 0;
+    p->sent_ns = trace_event_wanted(vfio_user_reply) ? trace_now_ns() : 0;
     p->id = m.hdr.msg_id;
     p->done = false;
     p->cb = cb;
@@ -869,6 +878,8 @@ vfio_user_client *vfio_user_client_new(int fd, const vfio_user_client_config *cf
     c->ring = g_new0(pending, c->cfg.window);
     c->next_id = 1;
     c->connected = true;
+    static uint32_t next_trace_device;
+    c->trace_device = __atomic_fetch_add(&next_trace_device, 1, __ATOMIC_RELAXED);
 
     if (!negotiate(c, error)) {
         c->sock = -1; /* the caller keeps the fd on failure */
@@ -948,4 +959,14 @@ int vfio_user_client_wait_for(vfio_user_client *c, const unsigned *remaining)
 size_t vfio_user_client_max_recv(const vfio_user_client *c)
 {
     return c->max_recv;
+}
+
+uint32_t vfio_user_client_trace_device(const vfio_user_client *c)
+{
+    return c->trace_device;
+}
+
+void vfio_user_client_set_trace_device(vfio_user_client *c, uint32_t device)
+{
+    c->trace_device = device;
 }

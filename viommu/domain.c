@@ -24,6 +24,7 @@ static mapping_event make_event(const vi_endpoint *ep, const vi_domain *d, u64_r
 
 void vi_domain_destroy(viommu *v, vi_domain *d)
 {
+    TRACE(domain_destroyed, d->id, d->map ? interval_map_count(d->map) : 0);
     if (d->map)
         v->stats.mappings -= interval_map_count(d->map);
     if (v->last_domain == d)
@@ -65,6 +66,7 @@ void vi_endpoint_detach(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failu
     *pp = ep->dom_next;
     ep->dom_next = NULL;
     ep->domain = NULL;
+    TRACE(endpoint_detached, ep->id, d->id);
     if (--d->nendpoints == 0)
         vi_domain_destroy(v, d);
 }
@@ -156,6 +158,7 @@ uint8_t vi_attach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t flags,
         g_hash_table_insert(v->domains, GUINT_TO_POINTER(domain), d);
         v->stats.domains++;
         created = true;
+        TRACE(domain_created, domain, flags);
     }
     if (!created) {
         int rc = replay(v, ep, d, seq);
@@ -166,6 +169,7 @@ uint8_t vi_attach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t flags,
     ep->dom_next = d->endpoints;
     d->endpoints = ep;
     d->nendpoints++;
+    TRACE(endpoint_attached, ep->id, d->id);
     return VIRTIO_IOMMU_S_OK;
 }
 
