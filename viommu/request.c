@@ -311,6 +311,7 @@ static uint8_t do_probe(viommu *v, viommu_request *req, size_t wlen, size_t *tai
         /* viommu_endpoint_add_resv keeps every property within probe_size. */
         vi_iov_write(req->writable, req->writable_count, off, &p, sizeof(p));
         off += sizeof(p);
+        TRACE(probe_property, ep->id, ep->resv[i].subtype, ep->resv[i].start, ep->resv[i].end);
     }
     /* The rest is zero: an empty property (type 0) ends the list. */
     vi_iov_fill(req->writable, req->writable_count, off, 0, psize - off);

@@ -140,6 +140,9 @@ static void fire_all_samples(void)
     TRACE(fault, e.u.fault.endpoint, e.u.fault.reason, e.u.fault.flags, e.u.fault.address);
     e = sample_event(TRACE_EV_vfio_user_wait);
     TRACE(vfio_user_wait, e.u.vfio_user_wait.device, e.u.vfio_user_wait.in_flight);
+    e = sample_event(TRACE_EV_probe_property);
+    TRACE(probe_property, e.u.probe_property.endpoint, e.u.probe_property.subtype,
+          e.u.probe_property.start, e.u.probe_property.end);
 }
 
 static char *read_file(const char *path)
