@@ -153,6 +153,9 @@ uint8_t vi_errno_status(int err);
 /* trace_request.c: the request and batch trace events, called only while
  * vi_trace_batch_wanted(). vi_trace_batch_begin returns the batch's start
  * time, which the others take as @t0. */
+#ifdef TRACE_COMPILED_OUT
+#define vi_trace_batch_wanted() 0
+#else
 #define vi_trace_batch_wanted()                                                                    \
     __builtin_expect((__atomic_load_n(&trace_enabled_flag, __ATOMIC_RELAXED) |                     \
                       __atomic_load_n(&viommu_batch_begin_semaphore, __ATOMIC_RELAXED) |           \
@@ -160,6 +163,7 @@ uint8_t vi_errno_status(int err);
                       __atomic_load_n(&viommu_request_received_semaphore, __ATOMIC_RELAXED) |      \
                       __atomic_load_n(&viommu_request_done_semaphore, __ATOMIC_RELAXED)) != 0,     \
                      0)
+#endif
 uint64_t vi_trace_batch_begin(const viommu *v, const viommu_request *reqs, size_t n);
 void vi_trace_request_done(const viommu *v, const viommu_request *req, uint64_t t0);
 void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0);
