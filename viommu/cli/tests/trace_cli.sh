@@ -170,6 +170,29 @@ global)
     fi
     grep -q 'unknown trace output' "$tmp/err" || fail "no message for a bad --trace"
     ;;
+vfio-user)
+    # trace_cli.sh vfio-user VIOMMU TRACE SERVER: the mappings forwarded to
+    # the reference server; the trace's vfio-user traffic is summarized.
+    server=$4
+    "$server" --socket "$tmp/sock" --dialect 2021 2>"$tmp/server.log" &
+    pid=$!
+    i=0
+    while [ ! -S "$tmp/sock" ]; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && { cat "$tmp/server.log"; kill $pid; fail "server did not start"; }
+        sleep 0.1
+    done
+    "$viommu" --trace="jsonl=$tmp/run.jsonl" replay --quiet --json --vfio-user "$tmp/sock" \
+        "$trace" >"$tmp/replay.json" || { kill $pid; fail "replay with --vfio-user failed"; }
+    kill $pid
+    "$viommu" trace summarize --json "$tmp/run.jsonl" >"$tmp/sum.json" || fail "summarize failed"
+    sends=$(grep -c '"event":"vfio_user_send"' "$tmp/run.jsonl")
+    replies=$(grep -c '"event":"vfio_user_reply"' "$tmp/run.jsonl")
+    waits=$(grep -c '"event":"vfio_user_wait"' "$tmp/run.jsonl")
+    echo "vfio-user: $sends messages, $replies replies, $waits waits"
+    [ "$sends" -gt 0 ] || fail "no vfio-user message traced"
+    expect "$tmp/sum.json" "\"vfio_user\":{\"messages\":$sends,\"replies\":$replies,\"waits\":$waits,"
+    ;;
 *)
     fail "unknown mode $mode"
     ;;
