@@ -30,7 +30,8 @@ uint64_t vi_trace_batch_begin(const viommu *v, const viommu_request *reqs, size_
         if (vi_iov_read(reqs[i].readable, reqs[i].readable_count, 0, &head, sizeof(head)) ==
             sizeof(head))
             type = head.type;
-        TRACE(request_received, type, request_size(&reqs[i]), batch);
+        uint32_t size = request_size(&reqs[i]);
+        TRACE(request_received, type, size, batch);
     }
     return t0;
 }
