@@ -469,10 +469,11 @@ typedef struct mapping_listener {
  * last turned on from fully off.
  *
  * The USDT probes sit in libviommu-shared.so (provider "viommu", probe =
- * event name, arguments = fields in order), behind the same branch:
- * trace_set_usdt(true), `--trace=usdt`, turns tracing on for them alone,
- * at the cost of a call and a nop per event, so that bpftrace or perf
- * can attach to the running process at any time afterwards.
+ * event name, arguments = fields in order), behind the same branch. Each
+ * probe has a semaphore that the branch also tests, so bpftrace or perf
+ * can attach to a running process that was started without tracing and
+ * the probe fires from then on; trace_set_usdt(true), `--trace=usdt`,
+ * fires every probe whether a tracer is attached or not.
  *
  * The configuration functions and the events may be used from any
  * thread; outputs see events one at a time, in the order they fired.
@@ -550,6 +551,25 @@ static inline bool trace_enabled(void)
     return __builtin_expect(__atomic_load_n(&trace_enabled_flag, __ATOMIC_RELAXED) != 0, 0);
 }
 
+/**
+ * viommu_<name>_semaphore - the USDT semaphore of probe viommu:<name>.
+ * A tracer (bpftrace, perf, systemtap) increments it while it is attached
+ * to the probe and decrements it when it leaves, so a process that was
+ * started without tracing fires the probe as soon as a tracer attaches.
+ * Read-only for everything but tracers.
+ */
+#define TRACE_SEMAPHORE_DECL_(name, doc) SHARED_API extern unsigned short viommu_##name##_semaphore;
+TRACE_EVENT_LIST(TRACE_SEMAPHORE_DECL_)
+
+/**
+ * trace_event_wanted - true while any output is on or a tracer is
+ * attached to the event's probe: two loads, OR-ed so there is one branch.
+ */
+#define trace_event_wanted(name)                                                                   \
+    __builtin_expect((__atomic_load_n(&trace_enabled_flag, __ATOMIC_RELAXED) |                     \
+                      __atomic_load_n(&viommu_##name##_semaphore, __ATOMIC_RELAXED)) != 0,         \
+                     0)
+
 /*
  * trace_<name>_fire - emits event <name> unconditionally (USDT probe and
  * the enabled outputs). Call it through TRACE().
@@ -560,12 +580,21 @@ TRACE_EVENT_LIST(TRACE_FIRE_DECL_)
 
 /**
  * TRACE - fires event @name with its fields, in definition order, when
- * tracing is on; the arguments are evaluated only then.
+ * tracing is on or a tracer is attached to its probe; the arguments are
+ * evaluated only then.
  *
  *   TRACE(request_done, type, domain, endpoint, virt_start, virt_end,
  *         phys_start, flags, status, latency_ns, batch);
  */
-#define TRACE(name, ...) (trace_enabled() ? trace_##name##_fire(__VA_ARGS__) : (void)0)
+#ifndef TRACE_COMPILED_OUT
+#define TRACE(name, ...) (trace_event_wanted(name) ? trace_##name##_fire(__VA_ARGS__) : (void)0)
+#else
+/* A build that measures what tracing costs compiles every event out; the
+ * unevaluated sizeof keeps the arguments type-checked and "used". */
+#undef trace_event_wanted
+#define trace_event_wanted(name) 0
+#define TRACE(name, ...) ((void)sizeof((trace_##name##_fire(__VA_ARGS__), 0)))
+#endif
 
 /** trace_format - the line formats of stream outputs. */
 typedef enum trace_format {

@@ -43,7 +43,9 @@
     EV(vfio_user_reply, "the reply to a vfio-user request was received")                           \
     EV(dirty_collected, "a dirty-page bitmap was collected from a vfio-user server")               \
     EV(reconnect, "an attempt to re-establish a vfio-user server connection ended")                \
-    EV(fault, "a fault was reported to the guest on the event queue")
+    EV(fault, "a fault was reported to the guest on the event queue")                              \
+    EV(vfio_user_wait, "the vfio-user client blocked until a server's replies arrived")            \
+    EV(probe_property, "a PROBE request reported a reserved-memory region of an endpoint")
 
 // clang-format off
 #define TRACE_FIELDS_request_received(F, S)                                                        \
@@ -133,6 +135,16 @@
     S() F(U32, reason, "VIRTIO_IOMMU_FAULT_R_* (0 unknown, 1 domain, 2 mapping)")                  \
     S() F(FLAGS, flags, "VIRTIO_IOMMU_FAULT_F_* (read 0x1, write 0x2, address 0x100)")             \
     S() F(ADDR, address, "faulting address (meaningful when F_ADDRESS is set)")
+
+#define TRACE_FIELDS_vfio_user_wait(F, S)                                                          \
+    F(U32, device, "index of the vfio-user device (server connection)")                            \
+    S() F(U32, in_flight, "requests sent and not yet answered when the wait began")
+
+#define TRACE_FIELDS_probe_property(F, S)                                                          \
+    F(U32, endpoint, "endpoint ID")                                                                \
+    S() F(U32, subtype, "VIRTIO_IOMMU_RESV_MEM_T_* (0 reserved, 1 MSI)")                           \
+    S() F(ADDR, start, "first address of the region")                                              \
+    S() F(ADDR, end, "last address of the region, inclusive")
 // clang-format on
 
 /* The most fields any event has (USDT allows up to 12 arguments). */

@@ -16,6 +16,11 @@
 #include "shared.h"
 #include "trace-internal.h"
 
+/* Every probe has a semaphore (viommu_<name>_semaphore, in the .probes
+ * section where tracers look for it): TRACE() tests it, so attaching a
+ * tracer turns the event on without any call into the library. */
+#define _SDT_HAS_SEMAPHORES 1
+
 #if HAVE_USDT
 #include <sys/sdt.h>
 /* STAP_PROBE<N> for the number of fields (sdt.h's STAP_PROBEV needs
@@ -113,6 +118,12 @@ int trace_event_field_value(const trace_event *ev, unsigned index, uint64_t *val
 /* ------------------------------------------------------------------ */
 
 int trace_enabled_flag;
+
+/* Defined whether or not probes are built, so TRACE() is the same for
+ * every build; without probes they stay 0. */
+#define SEMAPHORE_DEF_(name, doc)                                                                  \
+    __attribute__((section(".probes"))) unsigned short viommu_##name##_semaphore;
+TRACE_EVENT_LIST(SEMAPHORE_DEF_)
 
 typedef struct stream_out {
     FILE *file;

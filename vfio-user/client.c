@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "client_internal.h"
+#include "trace_points.h"
 
 static void close_fds(int *fds, size_t n)
 {
@@ -352,6 +353,8 @@ static int complete_reply(vfio_user_client *c, const uint8_t *buf, size_t len,
         result = m.hdr.error_no ? -(int)m.hdr.error_no : -EIO;
 
     c->stats.replies_received++;
+    TRACE(vfio_user_reply, c->trace_device, h->command, h->msg_id, (uint32_t)len, (uint32_t)nfds,
+          result, p->sent_ns ? trace_now_ns() - p->sent_ns : 0);
     p->done = true;
     c->cur_fds = result == 0 ? fds : NULL;
     c->cur_nfds = result == 0 ? nfds : 0;
@@ -489,6 +492,7 @@ static int wait_for(vfio_user_client *c, const unsigned *remaining, bool room)
         if (!c->connected)
             return c->last_error;
         if (!counted) {
+            TRACE(vfio_user_wait, c->trace_device, c->count);
             c->stats.waits++;
             counted = true;
         }
@@ -573,8 +577,11 @@ int vfio_user_client_submit(vfio_user_client *c, const vfio_user_msg *msg, unsig
     rc = send_msg(c, p->req, len, fds, nfds);
     if (rc < 0)
         return rc;
+    TRACE(vfio_user_send, c->trace_device, (uint32_t)vfio_user_op_command(c->cfg.dialect, m.op),
+          m.hdr.msg_id, (uint32_t)len, (uint32_t)nfds);
     if (flags & VFIO_USER_SUBMIT_NO_REPLY)
         return 0;
+    p->sent_ns = trace_event_wanted(vfio_user_reply) ? trace_now_ns() : 0;
     p->id = m.hdr.msg_id;
     p->done = false;
     p->cb = cb;
@@ -643,4 +650,14 @@ int vfio_user_client_wait_for(vfio_user_client *c, const unsigned *remaining)
     if (c->in_callback)
         return -EDEADLK;
     return wait_for(c, remaining, false);
+}
+
+uint32_t vfio_user_client_trace_device(const vfio_user_client *c)
+{
+    return c->trace_device;
+}
+
+void vfio_user_client_set_trace_device(vfio_user_client *c, uint32_t device)
+{
+    c->trace_device = device;
 }

@@ -33,6 +33,7 @@ typedef struct pending {
     uint8_t *req; /* the encoded request, to check the reply against */
     size_t req_len;
     size_t req_cap;
+    uint64_t sent_ns; /* for the reply's trace latency; 0 when untraced */
 } pending;
 
 /* fds from one recvmsg: they belong to the last message starting in the
@@ -90,6 +91,7 @@ struct vfio_user_client {
     bool connected;
     int last_error;
     vfio_user_client_stats stats;
+    uint32_t trace_device; /* the connection's number in trace events */
 };
 
 /*

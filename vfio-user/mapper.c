@@ -17,6 +17,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "trace_points.h"
 #include "vfio-user.h"
 
 typedef struct guest_val {
@@ -67,6 +68,8 @@ struct vfio_user_mapper {
     GArray *ops;            /* op */
     vfio_user_mapper_stats stats;
     vfio_user_client_stats mark; /* client counters when the mapper's own traffic began */
+    uint32_t trace_attempts;     /* reconnect attempts since the connection was lost */
+    uint64_t trace_lost_ns;      /* when the first of them began */
 };
 
 /* ------------------------------------------------------------------ */
@@ -415,15 +418,20 @@ static void on_reply(void *opaque, int result, const vfio_user_msg *reply)
                 fold_or_mark(m, o->gpa, o->size, o->pgsize, NULL, 0);
             } else {
                 const vfio_user_dma_entry *e = &reply->dma.entries[bm++];
+                vfio_user_trace_dirty(vfio_user_client_trace_device(m->client), o->iova, o->size,
+                                      e->bitmap_pgsize, e->bitmap, e->bitmap_size);
                 fold_or_mark(m, o->gpa, o->size, e->bitmap_pgsize, e->bitmap, e->bitmap_size);
             }
             break;
         case OP_REPORT:
             if (result < 0 || !reply)
                 fold_or_mark(m, o->gpa, o->size, o->pgsize, NULL, 0);
-            else
+            else {
+                vfio_user_trace_dirty(vfio_user_client_trace_device(m->client), o->iova, o->size,
+                                      o->pgsize, reply->feature.bitmap, reply->feature.bitmap_len);
                 fold_or_mark(m, o->gpa, o->size, o->pgsize, reply->feature.bitmap,
                              reply->feature.bitmap_len);
+            }
             break;
         }
     }
@@ -772,23 +780,32 @@ int vfio_user_mapper_reconnect(vfio_user_mapper *m)
      * has not yet marked for it must be marked before the new connection
      * starts a fresh, empty log. */
     mark_lost_connection(m);
+    uint32_t device = vfio_user_client_trace_device(m->client);
+    if (m->trace_attempts++ == 0)
+        m->trace_lost_ns = trace_now_ns();
     GError *err = NULL;
     vfio_user_client *c =
         vfio_user_client_connect(m->path, &m->client_cfg, &m->client_ops, m->opaque, &err);
     if (!c) {
         g_clear_error(&err);
+        TRACE(reconnect, device, m->trace_attempts, -ECONNREFUSED,
+              trace_now_ns() - m->trace_lost_ns);
         return -ECONNREFUSED;
     }
     vfio_user_client_free(m->client);
     m->client = c;
+    vfio_user_client_set_trace_device(c, device);
     m->disconnect_marked = false;
     traffic_begin(m);
     int ret = remap_all(m);
     if (!ret && m->tracking)
         ret = start_logging(m);
     traffic_end(m);
-    if (!ret)
+    TRACE(reconnect, device, m->trace_attempts, ret, trace_now_ns() - m->trace_lost_ns);
+    if (!ret) {
         m->stats.reconnects++;
+        m->trace_attempts = 0;
+    }
     return ret;
 }
 
@@ -919,6 +936,9 @@ int vfio_user_mapper_dirty_sync(vfio_user_mapper *m)
                                                            bitmap, bytes);
             m->stats.messages++;
         }
+        if (ret >= 0)
+            vfio_user_trace_dirty(vfio_user_client_trace_device(m->client), r.first, size, o.pgsize,
+                                  bitmap, bytes);
         fold_or_mark(m, o.gpa, size, o.pgsize, ret < 0 ? NULL : bitmap, bytes);
         g_free(bitmap);
     }

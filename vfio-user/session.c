@@ -191,6 +191,8 @@ vfio_user_client *vfio_user_client_new(int fd, const vfio_user_client_config *cf
     c->ring = g_new0(pending, c->cfg.window);
     c->next_id = 1;
     c->connected = true;
+    static uint32_t next_trace_device;
+    c->trace_device = __atomic_fetch_add(&next_trace_device, 1, __ATOMIC_RELAXED);
 
     if (!negotiate(c, error)) {
         c->sock = -1; /* the caller keeps the fd on failure */

@@ -202,6 +202,7 @@ int viommu_endpoint_add(viommu *v, uint32_t endpoint)
     if (!ep)
         return -ENOMEM;
     ep->id = endpoint;
+    ep->trace_index = (uint32_t)v->stats.endpoints;
     g_hash_table_insert(v->endpoints, GUINT_TO_POINTER(endpoint), ep);
     v->stats.endpoints++;
     return 0;

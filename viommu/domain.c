@@ -24,6 +24,7 @@ static mapping_event make_event(const vi_endpoint *ep, const vi_domain *d, u64_r
 
 void vi_domain_destroy(viommu *v, vi_domain *d)
 {
+    TRACE(domain_destroyed, d->id, d->map ? interval_map_count(d->map) : 0);
     if (d->map)
         v->stats.mappings -= interval_map_count(d->map);
     if (v->last_domain == d)
@@ -72,6 +73,7 @@ void vi_endpoint_detach(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_failu
     *pp = ep->dom_next;
     ep->dom_next = NULL;
     ep->domain = NULL;
+    TRACE(endpoint_detached, ep->id, d->id);
     if (--d->nendpoints == 0)
         vi_domain_destroy(v, d);
 }
@@ -175,12 +177,14 @@ uint8_t vi_attach(viommu *v, uint32_t domain, uint32_t endpoint, uint32_t flags,
         d = vi_domain_create(v, domain, bypass);
         if (!d)
             return VIRTIO_IOMMU_S_NOMEM;
+        TRACE(domain_created, domain, flags);
     } else {
         int rc = vi_replay(v, ep, d, seq);
         if (rc < 0)
             return vi_errno_status(rc);
     }
     vi_domain_link(d, ep);
+    TRACE(endpoint_attached, ep->id, d->id);
     return VIRTIO_IOMMU_S_OK;
 }
 

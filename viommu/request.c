@@ -92,6 +92,8 @@ int vi_emit_map(viommu *v, vi_endpoint *ep, const mapping_event *ev)
         return 0;
     begin_listener(v, ep);
     int rc = ep->listener.ops->map(ep->listener.opaque, ev);
+    TRACE(listener_map, ep->trace_index, ev->endpoint, ev->domain, ev->iova, ev->iova_last, ev->gpa,
+          ev->prot, rc);
     if (rc < 0) {
         v->stats.listener_failures++;
         return rc;
@@ -105,7 +107,9 @@ void vi_emit_unmap(viommu *v, vi_endpoint *ep, const mapping_event *ev)
         return;
     begin_listener(v, ep);
     /* The range is gone from the guest's view whatever the listener says. */
-    (void)ep->listener.ops->unmap(ep->listener.opaque, ev);
+    int rc = ep->listener.ops->unmap(ep->listener.opaque, ev);
+    TRACE(listener_unmap, ep->trace_index, ev->endpoint, ev->domain, ev->iova, ev->iova_last,
+          ev->gpa, ev->prot, rc);
 }
 
 void vi_batch_start(viommu *v)
@@ -138,6 +142,9 @@ static void collect_failure(void *opaque, const mapping_event *ev, int err)
 {
     viommu *v = opaque;
     vi_failure f = {*ev, err < 0 ? err : -EIO};
+    /* The listener's final answer to a map it had accepted at first. */
+    TRACE(listener_map, vi_trace_listener_index(v, ev->endpoint), ev->endpoint, ev->domain,
+          ev->iova, ev->iova_last, ev->gpa, ev->prot, f.err);
     g_array_append_val(v->failures, f);
     v->stats.listener_failures++;
 }
@@ -306,6 +313,7 @@ static uint8_t do_probe(viommu *v, viommu_request *req, size_t wlen, size_t *tai
         /* viommu_endpoint_add_resv keeps every property within probe_size. */
         vi_iov_write(req->writable, req->writable_count, off, &p, sizeof(p));
         off += sizeof(p);
+        TRACE(probe_property, ep->id, ep->resv[i].subtype, ep->resv[i].start, ep->resv[i].end);
     }
     /* The rest is zero: an empty property (type 0) ends the list. */
     vi_iov_fill(req->writable, req->writable_count, off, 0, psize - off);
@@ -361,6 +369,7 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
     if (!v || (!reqs && n))
         return -EINVAL;
     vi_batch_start(v);
+    uint64_t trace_t0 = vi_trace_batch_wanted() ? vi_trace_batch_begin(v, reqs, n) : 0;
     g_array_set_size(v->failures, 0);
     for (size_t i = 0; i < n; i++)
         run_request(v, &reqs[i], (uint32_t)(i > UINT32_MAX ? UINT32_MAX : i));
@@ -384,7 +393,11 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
         struct virtio_iommu_req_tail tail = {(uint8_t)req->status, {0, 0, 0}};
         vi_iov_write(req->writable, req->writable_count, req->used_len - sizeof(tail), &tail,
                      sizeof(tail));
+        if (trace_t0)
+            vi_trace_request_done(v, req, trace_t0);
     }
+    if (trace_t0)
+        vi_trace_batch_end(v, n, trace_t0);
     v->stats.requests += n;
     v->stats.batches++;
     return 0;

@@ -90,9 +90,10 @@ static int fault(viommu *v, uint32_t endpoint, uint64_t iova, uint32_t access, u
     f.endpoint = htole32(endpoint);
     f.address = htole64(iova);
     v->stats.faults++;
-    if (report_fault(v, &f))
+    if (report_fault(v, &f)) {
         v->stats.faults_reported++;
-    else
+        TRACE(fault, endpoint, reason, flags, iova);
+    } else
         v->stats.faults_dropped++;
     return -EFAULT;
 }

@@ -37,6 +37,8 @@ typedef struct vi_endpoint {
     vi_resv *resv;
     uint32_t nresv;
     uint64_t batch_gen; /* batch in which batch_begin was last called */
+    /* The listener's number in trace events: order of addition. */
+    uint32_t trace_index;
 } vi_endpoint;
 
 struct vi_domain {
@@ -162,6 +164,25 @@ void vi_batch_start(viommu *v);
  * failures (for batches of unmaps only). */
 void vi_batch_finish(viommu *v, mapping_failed_fn failed, void *fail_opaque);
 uint8_t vi_errno_status(int err);
+
+/* trace_request.c: the request and batch trace events, called only while
+ * vi_trace_batch_wanted(). vi_trace_batch_begin returns the batch's start
+ * time, which the others take as @t0. */
+#ifdef TRACE_COMPILED_OUT
+#define vi_trace_batch_wanted() 0
+#else
+#define vi_trace_batch_wanted()                                                                    \
+    __builtin_expect((__atomic_load_n(&trace_enabled_flag, __ATOMIC_RELAXED) |                     \
+                      __atomic_load_n(&viommu_batch_begin_semaphore, __ATOMIC_RELAXED) |           \
+                      __atomic_load_n(&viommu_batch_end_semaphore, __ATOMIC_RELAXED) |             \
+                      __atomic_load_n(&viommu_request_received_semaphore, __ATOMIC_RELAXED) |      \
+                      __atomic_load_n(&viommu_request_done_semaphore, __ATOMIC_RELAXED)) != 0,     \
+                     0)
+#endif
+uint64_t vi_trace_batch_begin(const viommu *v, const viommu_request *reqs, size_t n);
+void vi_trace_request_done(const viommu *v, const viommu_request *req, uint64_t t0);
+void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0);
+uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
 
 /* translate.c: the event queue. */
 void vi_events_drop(viommu *v);

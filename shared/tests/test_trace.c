@@ -138,6 +138,11 @@ static void fire_all_samples(void)
           e.u.reconnect.latency_ns);
     e = sample_event(TRACE_EV_fault);
     TRACE(fault, e.u.fault.endpoint, e.u.fault.reason, e.u.fault.flags, e.u.fault.address);
+    e = sample_event(TRACE_EV_vfio_user_wait);
+    TRACE(vfio_user_wait, e.u.vfio_user_wait.device, e.u.vfio_user_wait.in_flight);
+    e = sample_event(TRACE_EV_probe_property);
+    TRACE(probe_property, e.u.probe_property.endpoint, e.u.probe_property.subtype,
+          e.u.probe_property.start, e.u.probe_property.end);
 }
 
 static char *read_file(const char *path)
@@ -254,6 +259,20 @@ Test(trace_outputs, tracing_is_off_by_default_and_arguments_are_not_evaluated)
     TRACE(batch_end, 1, counted_arg(), 2);
     cr_assert_eq(evaluated, 1);
     cr_assert_eq(r.count, 1);
+}
+
+Test(trace_outputs, an_attached_tracer_turns_its_event_on_through_the_semaphore)
+{
+    /* What a tracer does when it attaches to viommu:batch_end and leaves. */
+    cr_assert_not(trace_enabled());
+    viommu_batch_end_semaphore++;
+    TRACE(batch_end, 1, counted_arg(), 2);
+    cr_assert_eq(evaluated, 1);
+    TRACE(batch_begin, (uint64_t)counted_arg());
+    cr_assert_eq(evaluated, 1, "only the probe a tracer attached to fires");
+    viommu_batch_end_semaphore--;
+    TRACE(batch_end, 1, counted_arg(), 2);
+    cr_assert_eq(evaluated, 1);
 }
 
 Test(trace_outputs, callback_receives_every_event_decoded_in_order)
@@ -812,6 +831,10 @@ Test(trace_usdt, the_shared_library_has_one_probe_per_event_with_its_fields)
             counts[id]++;
             probes++;
             current = (int)id;
+        } else if (viommu && current >= 0 && (s = strstr(line, "Semaphore: "))) {
+            /* Tracers attach to a running process through the semaphore. */
+            cr_assert_neq(g_ascii_strtoull(s + 11, NULL, 16), 0, "probe viommu:%s has no semaphore",
+                          trace_event_name(current));
         } else if (viommu && current >= 0 && (s = strstr(line, "Arguments: "))) {
             check_probe_arguments((trace_event_id)current, g_strstrip((char *)s + 11));
             current = -1;

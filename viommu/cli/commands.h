@@ -23,6 +23,7 @@ typedef struct viommu_command {
 } viommu_command;
 
 int cmd_replay(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
 
 /*
  * Option values. Each returns true with the value, or false when the text

@@ -202,6 +202,7 @@ static int flush(engine *e, GError **error)
     if (n == 0)
         return 0;
     e->batch_no++;
+    e->sum->queue_batches = e->kicks;
     g_array_set_size(e->requests, n);
     for (size_t i = 0; i < n; i++) {
         pending *p = &g_array_index(e->pending, pending, i);

@@ -106,6 +106,9 @@ typedef struct replay_summary {
     uint64_t probe_mismatches;
     uint64_t endpoints; /* endpoints declared */
     uint64_t largest_batch;
+    /* Batches come from the trace's queue events (otherwise each request
+     * is its own batch). Set before the hooks see the first batch. */
+    bool queue_batches;
 } replay_summary;
 
 /**

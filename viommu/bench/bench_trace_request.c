@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What tracing costs the request path: MAP+UNMAP pairs through the
+ * device's full request path (decode, domain, listener, batch of 64) at
+ * a large number of live mappings, in three configurations on the same
+ * data in the same process - tracing off, USDT probes only, JSON Lines to
+ * a file - and, from a second build of the device with every event
+ * compiled out (TRACE_COMPILED_OUT), the same work with no tracing code at
+ * all, run as a child process in every round. Each request fires request_received,
+ * request_done and one listener event; every 64 requests a batch_begin
+ * and batch_end.
+ *
+ * Time is the process's CPU time (the JSON Lines writer thread's
+ * included), the best of several alternating rounds, so a machine shared
+ * with other work shows the code's cost rather than its scheduling.
+ * Prints one JSON object per line; "ratio" is baseline / value, so 0.98
+ * means 2% slower than the baseline.
+ */
+#include <endian.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "viommu.h"
+
+#define STRIDE 8192u
+#define SIZE 4096u
+#define BATCH 64
+#define PAIRS 4096
+#define ROUNDS 5
+
+static double cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+typedef struct wire_req {
+    union {
+        struct virtio_iommu_req_map map;
+        struct virtio_iommu_req_unmap unmap;
+        struct virtio_iommu_req_attach attach;
+    } u;
+    size_t len;
+    uint8_t tail[4];
+    struct iovec iov[2];
+} wire_req;
+
+static void wire_map(wire_req *w, uint64_t start)
+{
+    memset(w, 0, sizeof(*w));
+    w->u.map.head.type = VIRTIO_IOMMU_T_MAP;
+    w->u.map.domain = htole32(1);
+    w->u.map.virt_start = htole64(start);
+    w->u.map.virt_end = htole64(start + SIZE - 1);
+    w->u.map.phys_start = htole64(start);
+    w->u.map.flags = htole32(VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE);
+    w->len = offsetof(struct virtio_iommu_req_map, tail);
+}
+
+static void wire_unmap(wire_req *w, uint64_t start)
+{
+    memset(w, 0, sizeof(*w));
+    w->u.unmap.head.type = VIRTIO_IOMMU_T_UNMAP;
+    w->u.unmap.domain = htole32(1);
+    w->u.unmap.virt_start = htole64(start);
+    w->u.unmap.virt_end = htole64(start + SIZE - 1);
+    w->len = offsetof(struct virtio_iommu_req_unmap, tail);
+}
+
+static void wire_iov(wire_req *w)
+{
+    w->iov[0] = (struct iovec){&w->u, w->len};
+    w->iov[1] = (struct iovec){w->tail, sizeof(w->tail)};
+}
+
+static uint64_t listened;
+static int count_event(void *o, const mapping_event *ev)
+{
+    (void)o;
+    listened += ev->iova_last - ev->iova + 1;
+    return 0;
+}
+static const mapping_listener_ops count_ops = {NULL, count_event, count_event, NULL};
+
+static void device_run(viommu *v, wire_req *w, size_t n)
+{
+    viommu_request reqs[BATCH];
+    for (size_t i = 0; i < n; i += BATCH) {
+        size_t k = n - i < BATCH ? n - i : BATCH;
+        for (size_t j = 0; j < k; j++)
+            reqs[j] = (viommu_request){&w[i + j].iov[0], 1, &w[i + j].iov[1], 1, 0, 0, 0};
+        viommu_process_batch(v, reqs, k);
+        for (size_t j = 0; j < k; j++)
+            if (reqs[j].status != VIRTIO_IOMMU_S_OK)
+                abort();
+    }
+}
+
+typedef struct workload {
+    viommu *v;
+    wire_req *pairs;
+    size_t churn;
+} workload;
+
+/* n live mappings in random slots, and PAIRS UNMAP+MAP pairs on distinct
+ * live slots: each pair restores what it removed, so cycling keeps n live. */
+static void workload_init(workload *w, size_t n, size_t churn)
+{
+    GRand *rng = g_rand_new_with_seed(42);
+    uint64_t *order = malloc(n * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)g_rand_int_range(rng, 0, (gint32)(i + 1));
+        uint64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    viommu_config cfg;
+    viommu_config_init(&cfg);
+    w->v = viommu_new(&cfg, NULL);
+    viommu_set_driver_features(w->v, viommu_device_features(w->v));
+    viommu_endpoint_add(w->v, 1);
+    mapping_listener l = {&count_ops, NULL};
+    viommu_endpoint_set_listener(w->v, 1, &l);
+
+    wire_req *fill = malloc((n + 1) * sizeof(*fill));
+    memset(&fill[0], 0, sizeof(fill[0]));
+    fill[0].u.attach.head.type = VIRTIO_IOMMU_T_ATTACH;
+    fill[0].u.attach.domain = htole32(1);
+    fill[0].u.attach.endpoint = htole32(1);
+    fill[0].len = offsetof(struct virtio_iommu_req_attach, tail);
+    for (size_t i = 0; i < n; i++)
+        wire_map(&fill[i + 1], order[i] * STRIDE);
+    for (size_t i = 0; i < n + 1; i++)
+        wire_iov(&fill[i]);
+    device_run(w->v, fill, n + 1);
+    free(fill);
+
+    w->pairs = malloc(2 * PAIRS * sizeof(*w->pairs));
+    for (size_t i = 0; i < PAIRS; i++) {
+        wire_unmap(&w->pairs[2 * i], order[i % n] * STRIDE);
+        wire_map(&w->pairs[2 * i + 1], order[i % n] * STRIDE);
+    }
+    for (size_t i = 0; i < 2 * PAIRS; i++)
+        wire_iov(&w->pairs[i]);
+    w->churn = churn;
+    free(order);
+    g_rand_free(rng);
+}
+
+static void workload_free(workload *w)
+{
+    viommu_free(w->v);
+    free(w->pairs);
+}
+
+/* CPU nanoseconds per request of the churn. */
+static double measure(workload *w)
+{
+    double t0 = cpu_ns();
+    size_t done = 0;
+    while (done < w->churn) {
+        device_run(w->v, w->pairs, 2 * PAIRS);
+        done += 2 * PAIRS;
+    }
+#ifndef TRACE_COMPILED_OUT
+    /* The file's lines are part of the cost: wait for the writer. */
+    trace_flush();
+#endif
+    return (cpu_ns() - t0) / (double)done;
+}
+
+static double min2(double a, double b)
+{
+    return a < b ? a : b;
+}
+
+#ifdef TRACE_COMPILED_OUT
+/* The child: the best of ROUNDS measurements, printed as one number. */
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 0) : 100000;
+    size_t churn = argc > 2 ? strtoul(argv[2], NULL, 0) : 131072;
+    workload w;
+    workload_init(&w, n, churn);
+    double best = 1e300;
+    measure(&w); /* warm-up */
+    for (int r = 0; r < ROUNDS; r++)
+        best = min2(best, measure(&w));
+    printf("%.3f\n", best);
+    workload_free(&w);
+    return listened == 0;
+}
+#else
+static void emit(const char *name, size_t n, double value, double baseline)
+{
+    printf("{\"bench\": \"%s/%zu\", \"value\": %.2f, \"unit\": \"ns/req\", \"baseline\": %.2f, "
+           "\"ratio\": %.3f}\n",
+           name, n, value, baseline, baseline / value);
+    fflush(stdout);
+}
+
+static double run_untraced(const char *exe, size_t n, size_t churn)
+{
+    char *cmd = g_strdup_printf("'%s' %zu %zu", exe, n, churn);
+    FILE *p = popen(cmd, "r");
+    double v = 0;
+    if (!p || fscanf(p, "%lf", &v) != 1)
+        v = 0;
+    if (p && pclose(p) != 0)
+        v = 0;
+    g_free(cmd);
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    /* bench_trace_request UNTRACED_EXE [N [CHURN]] */
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s UNTRACED_EXE [LIVE_MAPPINGS [REQUESTS]]\n", argv[0]);
+        return 2;
+    }
+    size_t n = argc > 2 ? strtoul(argv[2], NULL, 0) : 100000;
+    size_t churn = argc > 3 ? strtoul(argv[3], NULL, 0) : 131072;
+    if (n < PAIRS)
+        n = PAIRS;
+    char *dir = g_dir_make_tmp("bench-trace-XXXXXX", NULL);
+    char *path = g_build_filename(dir, "trace.jsonl", NULL);
+
+    workload w;
+    workload_init(&w, n, churn);
+    double off = 1e300, usdt = 1e300, jsonl = 1e300, untraced = 1e300;
+    measure(&w); /* warm-up */
+    for (int r = 0; r < ROUNDS; r++) {
+        off = min2(off, measure(&w));
+
+        trace_set_usdt(true);
+        usdt = min2(usdt, measure(&w));
+        trace_stop();
+
+        if (trace_open_path(TRACE_FORMAT_JSONL, path, NULL) < 0)
+            abort();
+        jsonl = min2(jsonl, measure(&w));
+        trace_stop();
+        g_unlink(path);
+
+        /* Interleaved with the others, so both see the same machine. */
+        double u = run_untraced(argv[1], n, churn);
+        if (u > 0)
+            untraced = min2(untraced, u);
+    }
+    workload_free(&w);
+    g_rmdir(dir);
+    g_free(path);
+    g_free(dir);
+
+    if (untraced < 1e300)
+        emit("viommu.request_trace_off_vs_compiled_out", n, off, untraced);
+    emit("viommu.request_trace_usdt_vs_off", n, usdt, off);
+    emit("viommu.request_trace_jsonl_vs_off", n, jsonl, off);
+    return listened == 0;
+}
+#endif

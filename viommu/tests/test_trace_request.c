@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The trace events of the device model, recorded through a trace
+ * callback while requests run the full request path.
+ */
+#include "viommu_test.h"
+
+#define MAX_EVENTS 128
+
+typedef struct recorder {
+    trace_event ev[MAX_EVENTS];
+    unsigned n;
+} recorder;
+
+static recorder rec;
+
+static void record(void *opaque, const trace_event *ev)
+{
+    recorder *r = opaque;
+    if (r->n < MAX_EVENTS)
+        r->ev[r->n] = *ev;
+    r->n++;
+}
+
+static void start(void)
+{
+    memset(&rec, 0, sizeof(rec));
+    trace_set_callback(record, &rec);
+}
+
+/* The index of the first event @id at or after @from, or -1. */
+static int find(trace_event_id id, unsigned from)
+{
+    for (unsigned i = from; i < rec.n && i < MAX_EVENTS; i++)
+        if (rec.ev[i].id == id)
+            return (int)i;
+    return -1;
+}
+
+static unsigned count(trace_event_id id)
+{
+    unsigned c = 0;
+    for (unsigned i = 0; i < rec.n && i < MAX_EVENTS; i++)
+        c += rec.ev[i].id == id;
+    return c;
+}
+
+typedef struct listener_log {
+    int map_rc;
+    unsigned maps, unmaps;
+} listener_log;
+
+static int on_map(void *opaque, const mapping_event *ev)
+{
+    (void)ev;
+    listener_log *l = opaque;
+    l->maps++;
+    return l->map_rc;
+}
+
+static int on_unmap(void *opaque, const mapping_event *ev)
+{
+    (void)ev;
+    listener_log *l = opaque;
+    l->unmaps++;
+    return 0;
+}
+
+static const mapping_listener_ops log_ops = {.map = on_map, .unmap = on_unmap};
+
+Test(trace_request, nothing_is_recorded_while_tracing_is_off)
+{
+    viommu *v = test_device(0, 1);
+    memset(&rec, 0, sizeof(rec));
+    cr_assert_eq(test_attach(v, 1, 1, 0), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(rec.n, 0);
+    viommu_free(v);
+}
+
+Test(trace_request, a_map_is_received_and_done_with_its_fields_in_one_batch)
+{
+    viommu *v = test_device(0, 1);
+    cr_assert_eq(test_attach(v, 7, 1, 0), VIRTIO_IOMMU_S_OK);
+    start();
+    cr_assert_eq(test_map(v, 7, 0x10000, 0x1ffff, 0x80000, RW), VIRTIO_IOMMU_S_OK);
+    trace_stop();
+
+    cr_assert_eq(rec.n, 4, "batch_begin, request_received, request_done, batch_end");
+    cr_assert_eq(rec.ev[0].id, TRACE_EV_batch_begin);
+    uint64_t batch = rec.ev[0].u.batch_begin.batch;
+    cr_assert_eq(batch, 2, "the ATTACH was batch 1");
+
+    cr_assert_eq(rec.ev[1].id, TRACE_EV_request_received);
+    cr_assert_eq(rec.ev[1].u.request_received.type, VIRTIO_IOMMU_T_MAP);
+    cr_assert_eq(rec.ev[1].u.request_received.size,
+                 offsetof(struct virtio_iommu_req_map, tail) + 4);
+    cr_assert_eq(rec.ev[1].u.request_received.batch, batch);
+
+    cr_assert_eq(rec.ev[2].id, TRACE_EV_request_done);
+    const trace_request_done_fields *d = &rec.ev[2].u.request_done;
+    cr_assert_eq(d->type, VIRTIO_IOMMU_T_MAP);
+    cr_assert_eq(d->domain, 7);
+    cr_assert_eq(d->endpoint, 0);
+    cr_assert_eq(d->virt_start, 0x10000);
+    cr_assert_eq(d->virt_end, 0x1ffff);
+    cr_assert_eq(d->phys_start, 0x80000);
+    cr_assert_eq(d->flags, RW);
+    cr_assert_eq(d->status, VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(d->batch, batch);
+
+    cr_assert_eq(rec.ev[3].id, TRACE_EV_batch_end);
+    cr_assert_eq(rec.ev[3].u.batch_end.batch, batch);
+    cr_assert_eq(rec.ev[3].u.batch_end.requests, 1);
+    cr_assert_geq(rec.ev[3].u.batch_end.latency_ns, d->latency_ns);
+    viommu_free(v);
+}
+
+Test(trace_request, a_refused_unmap_is_done_with_its_status)
+{
+    viommu *v = test_device(0, 1);
+    cr_assert_eq(test_attach(v, 1, 1, 0), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(test_map(v, 1, 0, 0x1fff, 0, RW), VIRTIO_IOMMU_S_OK);
+    start();
+    cr_assert_eq(test_unmap(v, 1, 0, 0xfff), VIRTIO_IOMMU_S_RANGE);
+    trace_stop();
+    int i = find(TRACE_EV_request_done, 0);
+    cr_assert_geq(i, 0);
+    cr_assert_eq(rec.ev[i].u.request_done.type, VIRTIO_IOMMU_T_UNMAP);
+    cr_assert_eq(rec.ev[i].u.request_done.status, VIRTIO_IOMMU_S_RANGE);
+    cr_assert_eq(rec.ev[i].u.request_done.virt_end, 0xfff);
+    viommu_free(v);
+}
+
+Test(trace_request, attach_and_detach_create_and_destroy_the_domain)
+{
+    viommu *v = test_device(0, 1);
+    start();
+    cr_assert_eq(test_attach(v, 3, 1, 0), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(test_map(v, 3, 0, 0xfff, 0, RW), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(test_detach(v, 3, 1), VIRTIO_IOMMU_S_OK);
+    trace_stop();
+
+    int c = find(TRACE_EV_domain_created, 0);
+    cr_assert_geq(c, 0);
+    cr_assert_eq(rec.ev[c].u.domain_created.domain, 3);
+    int a = find(TRACE_EV_endpoint_attached, (unsigned)c);
+    cr_assert_gt(a, c, "the domain exists before the endpoint joins it");
+    cr_assert_eq(rec.ev[a].u.endpoint_attached.endpoint, 1);
+    cr_assert_eq(rec.ev[a].u.endpoint_attached.domain, 3);
+    int dt = find(TRACE_EV_endpoint_detached, (unsigned)a);
+    cr_assert_gt(dt, a);
+    int x = find(TRACE_EV_domain_destroyed, (unsigned)dt);
+    cr_assert_gt(x, dt, "the domain dies after its last endpoint left");
+    cr_assert_eq(rec.ev[x].u.domain_destroyed.domain, 3);
+    cr_assert_eq(rec.ev[x].u.domain_destroyed.mappings, 1);
+    viommu_free(v);
+}
+
+Test(trace_request, each_listener_call_is_traced_with_its_answer)
+{
+    viommu *v = test_device(0, 2);
+    /* Endpoint 2 joined last and is told first; endpoint 1 refuses. */
+    listener_log l1 = {.map_rc = -ENOSPC}, l2 = {0};
+    mapping_listener a = {&log_ops, &l1}, b = {&log_ops, &l2};
+    cr_assert_eq(viommu_endpoint_set_listener(v, 1, &a), 0);
+    cr_assert_eq(viommu_endpoint_set_listener(v, 2, &b), 0);
+    cr_assert_eq(test_attach(v, 1, 1, 0), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(test_attach(v, 1, 2, 0), VIRTIO_IOMMU_S_OK);
+    start();
+    cr_assert_eq(test_map(v, 1, 0x2000, 0x2fff, 0x5000, RW), VIRTIO_IOMMU_S_NOMEM);
+    trace_stop();
+
+    cr_assert_eq(count(TRACE_EV_listener_map), 2);
+    cr_assert_eq(count(TRACE_EV_listener_unmap), 1, "the map endpoint 2 accepted is taken back");
+    bool refused = false;
+    for (unsigned i = 0; i < rec.n; i++) {
+        if (rec.ev[i].id != TRACE_EV_listener_map)
+            continue;
+        const trace_listener_map_fields *f = &rec.ev[i].u.listener_map;
+        cr_assert_eq(f->iova, 0x2000);
+        cr_assert_eq(f->iova_last, 0x2fff);
+        cr_assert_eq(f->gpa, 0x5000);
+        cr_assert_eq(f->listener, f->endpoint - 1, "listeners are numbered in order of addition");
+        if (f->endpoint == 1) {
+            cr_assert_eq(f->error, -ENOSPC);
+            refused = true;
+        } else {
+            cr_assert_eq(f->error, 0);
+        }
+    }
+    cr_assert(refused);
+    viommu_free(v);
+}
+
+Test(trace_request, a_reported_fault_is_traced)
+{
+    viommu *v = test_device(0, 1);
+    uint8_t buf[sizeof(struct virtio_iommu_fault)];
+    struct iovec iov = {buf, sizeof(buf)};
+    cr_assert_eq(viommu_event_post(v, &iov, 1, 1), 0);
+    cr_assert_eq(test_attach(v, 1, 1, 0), VIRTIO_IOMMU_S_OK);
+    start();
+    viommu_translation t;
+    cr_assert_lt(viommu_translate(v, 1, 0x1234, VIOMMU_ACCESS_READ, &t), 0);
+    trace_stop();
+    int i = find(TRACE_EV_fault, 0);
+    cr_assert_geq(i, 0);
+    cr_assert_eq(rec.ev[i].u.fault.endpoint, 1);
+    cr_assert_eq(rec.ev[i].u.fault.address, 0x1234);
+    cr_assert_eq(rec.ev[i].u.fault.reason, VIRTIO_IOMMU_FAULT_R_MAPPING);
+    cr_assert_eq(rec.ev[i].u.fault.flags, VIRTIO_IOMMU_FAULT_F_ADDRESS | VIRTIO_IOMMU_FAULT_F_READ);
+    viommu_free(v);
+}
