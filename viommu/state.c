@@ -336,7 +336,7 @@ static int load_error_code(int err)
 static int check_envelope(const uint8_t *p, size_t len, GError **error)
 {
     struct state_header_wire h;
-    if (len < sizeof(h.magic) || memcmp(p, state_magic, sizeof(h.magic)) != 0)
+    if (len >= sizeof(h.magic) && memcmp(p, state_magic, sizeof(h.magic)) != 0)
         LOAD_FAIL(-EBADMSG, "not a state stream (bad magic)");
     if (len < STATE_FIXED_SIZE)
         LOAD_FAIL(-EBADMSG, "truncated: %zu bytes, a stream has at least %zu", len,

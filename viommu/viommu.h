@@ -323,7 +323,7 @@ VIOMMU_API viommu *viommu_new(const viommu_config *cfg, GError **error);
  */
 VIOMMU_API void viommu_free(viommu *v);
 
-/** viommu_get_config - copies the configuration @v was created with. */
+/** viommu_get_config - copies the configuration @v was created with into @cfg (the caller's). */
 VIOMMU_API void viommu_get_config(const viommu *v, viommu_config *cfg);
 
 /* ------------------------------------------------------------------ */
@@ -490,7 +490,11 @@ typedef struct viommu_request {
  */
 VIOMMU_API int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n);
 
-/** viommu_handle_request - viommu_process_batch() of one request. */
+/**
+ * viommu_handle_request - viommu_process_batch() of one request.
+ *
+ * Returns 0, or -EINVAL when @req is NULL.
+ */
 VIOMMU_API int viommu_handle_request(viommu *v, viommu_request *req);
 
 /**
@@ -576,7 +580,7 @@ typedef struct viommu_translation {
  *
  * Returns 0 and fills @out; -EFAULT when refused; -ENOENT when
  * @endpoint is unknown (no fault: there is no endpoint to name);
- * -EINVAL when @access is 0 or has other bits.
+ * -EINVAL when @access is 0 or has other bits, or @out is NULL.
  */
 VIOMMU_API int viommu_translate(viommu *v, uint32_t endpoint, uint64_t iova, uint32_t access,
                                 viommu_translation *out);
@@ -702,8 +706,9 @@ VIOMMU_API void viommu_vq_set_event_idx(viommu_vq *vq, bool on);
  * (a descriptor index or buffer outside the table or guest RAM, a
  * loop, a chain longer than VIOMMU_VQ_MAX_CHAIN, a writable descriptor
  * before a readable one, a bad indirect table, more available chains
- * than the queue size): the chains popped before it are completed,
- * and the VMM should set DEVICE_NEEDS_RESET.
+ * than the queue size), or when memory for a chain's iovecs runs out:
+ * the chains popped before it are completed, and the VMM should set
+ * DEVICE_NEEDS_RESET; -EINVAL when @v or @vq is NULL.
  */
 VIOMMU_API int viommu_vq_process_requests(viommu *v, viommu_vq *vq, bool *notify);
 

@@ -559,6 +559,22 @@ Test(viommu_state, names_a_checksum_mismatch_as_corruption)
     viommu_free(b);
 }
 
+Test(viommu_state, names_a_foreign_stream_by_its_magic)
+{
+    viommu *a = rich_device();
+    size_t len;
+    g_autofree uint8_t *s = save(a, &len);
+    viommu_free(a);
+    memcpy(s, "NOTVIOMM", 8);
+    fix_crc(s, len);
+    viommu *b = fresh_device();
+    GError *err = NULL;
+    cr_assert_eq(viommu_load(b, s, len, &err), -EBADMSG);
+    cr_assert_not_null(strstr(err->message, "magic"), "%s", err->message);
+    g_error_free(err);
+    viommu_free(b);
+}
+
 Test(viommu_state, refuses_a_stream_of_another_configuration)
 {
     viommu *a = rich_device();
