@@ -15,6 +15,10 @@
  *                 ascending domain ID, mappings in address order
  *   crc           CRC-32 (IEEE 802.3) of every byte before it
  *
+ * The envelope (magic, version, length and the trailing CRC) is the same
+ * in every version, so corruption is told apart from a newer version:
+ * the checksum is verified before the version is looked at.
+ *
  * Loading builds the new state in a device of its own through the same
  * checks the guest's requests go through (so a stream can never create a
  * state the requests could not), re-establishes every mapping with the
@@ -342,14 +346,6 @@ static int check_envelope(const uint8_t *p, size_t len, GError **error)
         LOAD_FAIL(-EBADMSG, "truncated: %zu bytes, a stream has at least %zu", len,
                   (size_t)STATE_FIXED_SIZE);
     memcpy(&h, p, sizeof(h));
-    uint32_t version = le32toh(h.version);
-    if (version > VIOMMU_STATE_VERSION)
-        LOAD_FAIL(-ENOTSUP,
-                  "stream version %" PRIu32 " is newer than %u, the newest this "
-                  "library reads",
-                  version, VIOMMU_STATE_VERSION);
-    if (version == 0)
-        LOAD_FAIL(-EBADMSG, "stream version 0 does not exist");
     uint64_t total = le64toh(h.length);
     if (total > len)
         LOAD_FAIL(-EBADMSG, "truncated: the stream says %" PRIu64 " bytes, %zu are given", total,
@@ -365,6 +361,13 @@ static int check_envelope(const uint8_t *p, size_t len, GError **error)
                   "checksum mismatch (stream 0x%08" PRIx32 ", computed 0x%08" PRIx32
                   "): the stream is corrupt",
                   want, got);
+    uint32_t version = le32toh(h.version);
+    if (version > VIOMMU_STATE_VERSION)
+        LOAD_FAIL(-ENOTSUP,
+                  "stream version %" PRIu32 " is newer than %u, the newest this library reads",
+                  version, VIOMMU_STATE_VERSION);
+    if (version == 0)
+        LOAD_FAIL(-EBADMSG, "stream version 0 does not exist");
     if (le32toh(h.reserved) != 0)
         LOAD_FAIL(-EBADMSG, "reserved header field is not zero");
     return 0;
@@ -378,18 +381,18 @@ static int check_config(const viommu *v, const struct state_config_wire *c, GErr
     const viommu_config *cfg = &v->cfg;
     if (!all_zero(c->reserved, sizeof(c->reserved)))
         LOAD_FAIL(-EBADMSG, "reserved config bytes are not zero");
-#define SAME(field, value, fmt)                                                                    \
-    if ((value) != (field))                                                                        \
-        LOAD_FAIL(-EINVAL, "the stream's " #field " 0x%" fmt " differs from the device's 0x%" fmt, \
-                  (value), (field));
-    SAME(cfg->features, le64toh(c->features), PRIx64)
-    SAME(cfg->page_size_mask, le64toh(c->page_size_mask), PRIx64)
-    SAME(cfg->input_range.first, le64toh(c->input_first), PRIx64)
-    SAME(cfg->input_range.last, le64toh(c->input_last), PRIx64)
-    SAME(cfg->domain_first, le32toh(c->domain_first), PRIx32)
-    SAME(cfg->domain_last, le32toh(c->domain_last), PRIx32)
-    SAME(cfg->probe_size, le32toh(c->probe_size), PRIx32)
-    SAME((unsigned)cfg->bypass, (unsigned)c->bypass, "x")
+#define SAME(name, mine, theirs, fmt)                                                              \
+    if ((theirs) != (mine))                                                                        \
+        LOAD_FAIL(-EINVAL, "the stream's " name " 0x%" fmt " differs from the device's 0x%" fmt,   \
+                  (theirs), (mine));
+    SAME("features", cfg->features, le64toh(c->features), PRIx64)
+    SAME("page_size_mask", cfg->page_size_mask, le64toh(c->page_size_mask), PRIx64)
+    SAME("input_range start", cfg->input_range.first, le64toh(c->input_first), PRIx64)
+    SAME("input_range end", cfg->input_range.last, le64toh(c->input_last), PRIx64)
+    SAME("domain_range start", cfg->domain_first, le32toh(c->domain_first), PRIx32)
+    SAME("domain_range end", cfg->domain_last, le32toh(c->domain_last), PRIx32)
+    SAME("probe_size", cfg->probe_size, le32toh(c->probe_size), PRIx32)
+    SAME("initial bypass", (unsigned)cfg->bypass, (unsigned)c->bypass, "x")
 #undef SAME
     return 0;
 }
@@ -417,9 +420,8 @@ static int read_endpoints(viommu *n, reader *r, uint32_t count, GArray *attached
             LOAD_FAIL(-EBADMSG, "unattached endpoint %" PRIu32 " names a domain", id);
         if (nresv > r->left / sizeof(struct state_resv_wire))
             LOAD_FAIL(-EBADMSG,
-                      "endpoint %" PRIu32 ": %" PRIu32 " reserved regions run past the "
-                      "end",
-                      id, nresv);
+                      "endpoint %" PRIu32 ": %" PRIu32 " reserved regions run past the end", id,
+                      nresv);
         int rc = viommu_endpoint_add(n, id);
         if (rc == -ENOSPC)
             LOAD_FAIL(-EINVAL, "more endpoints than this device's max_endpoints");
@@ -429,9 +431,7 @@ static int read_endpoints(viommu *n, reader *r, uint32_t count, GArray *attached
             struct state_resv_wire rw;
             take(r, &rw, sizeof(rw));
             if (!all_zero(rw.reserved, sizeof(rw.reserved)))
-                LOAD_FAIL(-EBADMSG,
-                          "endpoint %" PRIu32 ": reserved bytes of a region are not "
-                          "zero",
+                LOAD_FAIL(-EBADMSG, "endpoint %" PRIu32 ": reserved bytes of a region are not zero",
                           id);
             uint64_t start = le64toh(rw.start), end = le64toh(rw.end);
             rc = viommu_endpoint_add_resv(n, id, start, end, rw.subtype);
@@ -510,8 +510,8 @@ static int read_domains(viommu *n, reader *r, uint32_t count, GArray *attached, 
             uint8_t st = vi_map(n, id, vs, ve, le64toh(m.phys_start), le32toh(m.flags), 0);
             if (st == VIRTIO_IOMMU_S_NOMEM && k >= n->cfg.max_mappings_per_domain)
                 LOAD_FAIL(-EINVAL,
-                          "domain %" PRIu32 " has more mappings than this device's "
-                          "max_mappings_per_domain",
+                          "domain %" PRIu32
+                          " has more mappings than this device's max_mappings_per_domain",
                           id);
             if (st == VIRTIO_IOMMU_S_NOMEM)
                 LOAD_FAIL(-ENOMEM, "out of memory");
@@ -636,8 +636,9 @@ static int replay_all(viommu *n, GError **error)
 
         rc = ctx.err ? ctx.err : -EIO;
         g_set_error(error, G_IO_ERROR, load_error_code(rc),
-                    "viommu state: endpoint %" PRIu32 "'s listener could not re-establish "
-                    "%s mapping of domain %" PRIu32 ": %s; the device is unchanged",
+                    "viommu state: endpoint %" PRIu32
+                    "'s listener could not re-establish %s mapping of domain %" PRIu32
+                    ": %s; the device is unchanged",
                     ep->id, refused ? "a" : "every", ep->domain->id, g_strerror(-rc));
         g_array_sort(ctx.failed, cmp_u64);
         replay_undo(ep, refused_at, !refused, ctx.failed);
@@ -694,8 +695,7 @@ static int adopt_listeners(viommu *v, viommu *n, GError **error)
         vi_endpoint *ep = vi_endpoint_find(n, old->id);
         if (!ep)
             LOAD_FAIL(-EINVAL,
-                      "endpoint %" PRIu32 " is declared on this device but not in the "
-                      "stream",
+                      "endpoint %" PRIu32 " is declared on this device but not in the stream",
                       old->id);
         ep->listener = old->listener;
     }

@@ -28,6 +28,8 @@ expected=(
   'fault report: endpoint 2, reason MAPPING, flags 0x102, address 0x100'
   'fault report: endpoint 2, reason MAPPING, flags 0x101, address 0x5000'
   'loaded into a second device: OK'
+  'the second device instance got its mappings back: 3 regions live'
+  'DMA write of 256 bytes of 0x5a at IOVA 0x10004000 -> DMA_STATUS 0 \(done\)'
   'UNMAP domain 1 IOVA 0x10000000\+32K +-> OK'
   'DMA write of 4096 bytes of 0xcd at IOVA 0x10003000 -> DMA_STATUS [1-9]'
   'after the DETACH kick: [0-9]+ DMA messages sent so far, 0 regions live'

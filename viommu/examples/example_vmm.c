@@ -14,8 +14,9 @@
  *   - endpoint 2 is an emulated device whose every access goes through
  *     viommu_translate(); a refused access becomes a fault report the
  *     driver reads from the event queue;
- *   - finally the vIOMMU's state is saved and loaded into a second
- *     device, as a live migration would.
+ *   - the vIOMMU's state is saved and loaded into a second device, as a
+ *     live migration would; a second vfio-user connection wired to that
+ *     device gets every mapping re-established by the load.
  *
  * It prints what each side does and exits 0 when every step had the
  * expected outcome.
@@ -342,10 +343,10 @@ static int start_vfio_user_device(vmm *m)
     return rc;
 }
 
-static void mapper_report(vmm *m, const char *when)
+static void mapper_report(vfio_user_mapper *mapper, const char *when)
 {
     vfio_user_mapper_stats st;
-    vfio_user_mapper_stats_get(m->mapper, &st);
+    vfio_user_mapper_stats_get(mapper, &st);
     say("vfio",
         "%s: %" PRIu64 " DMA message%s sent so far, %" PRIu64 " region%s live on the "
         "device",
@@ -355,9 +356,10 @@ static void mapper_report(vmm *m, const char *when)
 
 /* Asks the sample device to DMA-write @len bytes of @fill at @iova and
  * returns its DMA_STATUS (0: done). */
-static uint32_t device_dma_write(vmm *m, uint64_t iova, uint32_t len, uint8_t fill)
+static uint32_t device_dma_write(vfio_user_mapper *mapper, uint64_t iova, uint32_t len,
+                                 uint8_t fill)
 {
-    vfio_user_client *c = vfio_user_mapper_client(m->mapper);
+    vfio_user_client *c = vfio_user_mapper_client(mapper);
     uint8_t regs[20];
     uint64_t a = htole64(iova);
     uint32_t l = htole32(len), f = htole32(fill), cmd = htole32(VFIO_USER_SAMPLE_CMD_WRITE);
@@ -552,7 +554,7 @@ static int run(vmm *m)
     drv_kick(m, maps, 4);
     for (unsigned i = 0; i < 4; i++)
         expect(m, maps[i].status == VIRTIO_IOMMU_S_OK, "MAP answers OK");
-    mapper_report(m, "after the MAP kick");
+    mapper_report(m->mapper, "after the MAP kick");
 
     drv_req bad = req_map(1, MSI_START, 0x1000, DMA_BUF, VIRTIO_IOMMU_MAP_F_WRITE);
     bad.what = "MAP domain 1 over the MSI doorbell";
@@ -560,7 +562,8 @@ static int run(vmm *m)
     expect(m, bad.status == VIRTIO_IOMMU_S_RANGE, "MAP over a reserved region answers RANGE");
 
     /* The vfio-user device writes guest RAM through its IOVAs. */
-    expect(m, device_dma_write(m, 0x10003000, 0x2000, 0xab) == 0, "device DMA write succeeds");
+    expect(m, device_dma_write(m->mapper, 0x10003000, 0x2000, 0xab) == 0,
+           "device DMA write succeeds");
     bool filled = m->ram[DMA_BUF + 0x3000] == 0xab && m->ram[DMA_BUF + 0x3fff] == 0xab &&
                   m->ram[DMA_BUF + 0x10000] == 0xab && m->ram[DMA_BUF + 0x10fff] == 0xab &&
                   m->ram[DMA_BUF + 0x11000] == 0;
@@ -585,7 +588,10 @@ static int run(vmm *m)
     say("device", "event queue interrupt %s", m->evt_irq ? "raised" : "not raised");
     expect(m, drv_read_faults(m) == 2, "two fault reports on the event queue");
 
-    /* Migration of the vIOMMU itself: save, load into a second device. */
+    /* Migration of the vIOMMU itself. The destination device is created
+     * with the same configuration and declares the same endpoints; a
+     * second connection to the vfio-user server (a fresh device instance
+     * there) is wired to endpoint 1 before the state is loaded. */
     size_t len = 0;
     viommu_save(m->dev, NULL, 0, &len);
     g_autofree uint8_t *state = g_malloc(len);
@@ -593,26 +599,54 @@ static int run(vmm *m)
     viommu_config cfg;
     viommu_get_config(m->dev, &cfg);
     viommu *dst = viommu_new(&cfg, NULL);
+    viommu_endpoint_add(dst, EP_VFIO);
+    viommu_endpoint_add(dst, EP_EMU);
+    vfio_user_client_config ccfg;
+    vfio_user_client_config_init(&ccfg, VFIO_USER_DIALECT_2021);
+    vfio_user_mapper_config mcfg = {.plan = VFIO_USER_PLAN_COALESCE};
     GError *err = NULL;
+    vfio_user_mapper *m2 =
+        vfio_user_mapper_connect(m->sockpath, &ccfg, NULL, NULL, m->gm, &mcfg, &err);
+    expect(m, m2 != NULL, "second vfio-user connection");
+    if (!m2) {
+        say("vmm", "vfio-user connect: %s", err->message);
+        g_clear_error(&err);
+        viommu_free(dst);
+        return -1;
+    }
+    mapping_listener l2 = vfio_user_mapper_listener(m2);
+    viommu_endpoint_set_listener(dst, EP_VFIO, &l2);
     int rc = viommu_load(dst, state, len, &err);
     say("vmm", "state saved: %zu bytes; loaded into a second device: %s", len,
         rc == 0 ? "OK" : err->message);
     g_clear_error(&err);
+    vfio_user_mapper_stats st2;
+    vfio_user_mapper_stats_get(m2, &st2);
+    say("vfio",
+        "the second device instance got its mappings back: %" PRIu64 " regions live after %" PRIu64
+        " DMA message%s",
+        st2.regions_live, st2.messages, st2.messages == 1 ? "" : "s");
+    expect(m, st2.regions_live == 3, "the load re-established every mapping of domain 1");
     viommu_translation t = {0};
     expect(m,
            rc == 0 && viommu_translate(dst, EP_VFIO, 0x10004010, VIOMMU_ACCESS_WRITE, &t) == 0 &&
                t.gpa == DMA_BUF + 0x10010,
            "the loaded device translates the same");
     say("vmm", "second device: endpoint 1 IOVA 0x10004010 -> GPA 0x%" PRIx64, t.gpa);
+    expect(m,
+           device_dma_write(m2, 0x10004000, 0x100, 0x5a) == 0 &&
+               m->ram[DMA_BUF + 0x10000] == 0x5a && m->ram[DMA_BUF + 0x100ff] == 0x5a,
+           "the second device instance DMAs through the re-established mapping");
     viommu_free(dst);
+    vfio_user_mapper_free(m2);
 
     /* UNMAP: once it completes, the device can no longer reach the range. */
     drv_req un = req_unmap(1, 0x10000000, 0x8000);
     un.what = "UNMAP domain 1 IOVA 0x10000000+32K";
     drv_kick(m, &un, 1);
     expect(m, un.status == VIRTIO_IOMMU_S_OK, "UNMAP answers OK");
-    mapper_report(m, "after the UNMAP kick");
-    expect(m, device_dma_write(m, 0x10003000, 0x1000, 0xcd) != 0, "DMA after UNMAP fails");
+    mapper_report(m->mapper, "after the UNMAP kick");
+    expect(m, device_dma_write(m->mapper, 0x10003000, 0x1000, 0xcd) != 0, "DMA after UNMAP fails");
     expect(m, m->ram[DMA_BUF + 0x3000] == 0xab, "guest RAM untouched by the refused DMA");
 
     drv_req det[] = {req_detach(1, EP_VFIO), req_detach(2, EP_EMU)};
@@ -621,7 +655,7 @@ static int run(vmm *m)
     drv_kick(m, det, 2);
     expect(m, det[0].status == VIRTIO_IOMMU_S_OK && det[1].status == VIRTIO_IOMMU_S_OK,
            "DETACH answers OK");
-    mapper_report(m, "after the DETACH kick");
+    mapper_report(m->mapper, "after the DETACH kick");
     vfio_user_mapper_stats st;
     vfio_user_mapper_stats_get(m->mapper, &st);
     expect(m, st.regions_live == 0, "the device holds no region after DETACH");

@@ -418,7 +418,7 @@ Test(viommu_state, refuses_every_corrupted_byte_of_a_small_stream)
         for (unsigned bit = 0; bit < 8; bit += 3) {
             bad[i] ^= (uint8_t)(1u << bit);
             int rc = try_load(&t, bad, len);
-            cr_assert(rc == -EBADMSG || rc == -ENOTSUP, "byte %zu bit %u: %d", i, bit, rc);
+            cr_assert_eq(rc, -EBADMSG, "byte %zu bit %u", i, bit);
             bad[i] = s[i];
         }
     }
@@ -497,7 +497,7 @@ Test(viommu_state, refuses_sampled_corruptions_of_a_larger_stream, .timeout = 30
         uint8_t mask = (uint8_t)(1u << ((x >> 20) & 7));
         bad[pos] ^= mask;
         int rc = try_load(&t, bad, len);
-        cr_assert(rc == -EBADMSG || rc == -ENOTSUP, "byte %zu: %d", pos, rc);
+        cr_assert_eq(rc, -EBADMSG, "byte %zu", pos);
         bad[pos] = s[pos];
         if (k % 10 == 0)
             check_fixed_flip(&t, s, len, pos < len - 4 ? pos : 0, mask, &loaded);
