@@ -315,7 +315,11 @@ SHARED_API int guest_mem_remove(guest_mem *gm, uint64_t gpa);
 /** guest_mem_count - the number of regions. */
 SHARED_API size_t guest_mem_count(const guest_mem *gm);
 
-/** guest_mem_find - the region containing @gpa, or NULL. */
+/**
+ * guest_mem_find - the region containing @gpa, or NULL. The region
+ * belongs to @gm and stays valid until the next guest_mem_add() or
+ * guest_mem_remove().
+ */
 SHARED_API const guest_mem_region *guest_mem_find(const guest_mem *gm, uint64_t gpa);
 
 /**

@@ -729,7 +729,10 @@ VFIO_USER_API void vfio_user_client_free(vfio_user_client *c);
 /** vfio_user_client_dialect - the dialect in use. */
 VFIO_USER_API vfio_user_dialect vfio_user_client_dialect(const vfio_user_client *c);
 
-/** vfio_user_client_server_caps - the server's capabilities from VERSION. */
+/**
+ * vfio_user_client_server_caps - the server's capabilities from VERSION.
+ * The struct belongs to @c and lives as long as it.
+ */
 VFIO_USER_API const vfio_user_caps *vfio_user_client_server_caps(const vfio_user_client *c);
 
 /**
@@ -1037,10 +1040,17 @@ VFIO_USER_API void vfio_user_mapper_free(vfio_user_mapper *m);
  * -ENOSPC, an I/O failure with -EIO, after the pieces that did map are
  * removed again. Unmap events never fail: a range that cannot be unmapped
  * with a bitmap while dirty tracking is on is marked dirty whole.
+ *
+ * The listener's opaque pointer is @m: free the mapper only once no
+ * device model can call the listener any more (listener removed from
+ * its endpoint, or the device freed).
  */
 VFIO_USER_API mapping_listener vfio_user_mapper_listener(vfio_user_mapper *m);
 
-/** vfio_user_mapper_client - the current client (changes on reconnect). */
+/**
+ * vfio_user_mapper_client - the current client, owned by @m (never free
+ * it). A reconnect replaces it: fetch it again rather than keep it.
+ */
 VFIO_USER_API vfio_user_client *vfio_user_mapper_client(vfio_user_mapper *m);
 
 /**

@@ -323,7 +323,7 @@ VIOMMU_API viommu *viommu_new(const viommu_config *cfg, GError **error);
  */
 VIOMMU_API void viommu_free(viommu *v);
 
-/** viommu_get_config - copies the configuration @v was created with. */
+/** viommu_get_config - copies the configuration @v was created with into @cfg (the caller's). */
 VIOMMU_API void viommu_get_config(const viommu *v, viommu_config *cfg);
 
 /* ------------------------------------------------------------------ */
@@ -490,7 +490,11 @@ typedef struct viommu_request {
  */
 VIOMMU_API int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n);
 
-/** viommu_handle_request - viommu_process_batch() of one request. */
+/**
+ * viommu_handle_request - viommu_process_batch() of one request.
+ *
+ * Returns 0, or -EINVAL when @req is NULL.
+ */
 VIOMMU_API int viommu_handle_request(viommu *v, viommu_request *req);
 
 /**
@@ -576,7 +580,7 @@ typedef struct viommu_translation {
  *
  * Returns 0 and fills @out; -EFAULT when refused; -ENOENT when
  * @endpoint is unknown (no fault: there is no endpoint to name);
- * -EINVAL when @access is 0 or has other bits.
+ * -EINVAL when @access is 0 or has other bits, or @out is NULL.
  */
 VIOMMU_API int viommu_translate(viommu *v, uint32_t endpoint, uint64_t iova, uint32_t access,
                                 viommu_translation *out);
@@ -633,39 +637,6 @@ typedef struct viommu_stats {
 
 /** viommu_get_stats - fills @out with the current counters. */
 VIOMMU_API void viommu_get_stats(const viommu *v, viommu_stats *out);
-
-/* ------------------------------------------------------------------ */
-/* State for migration                                                 */
-/* ------------------------------------------------------------------ */
-
-/**
- * viommu_save - the guest-visible state of @v as bytes, for migration:
- * negotiated features, config.bypass, every domain (ID, bypass) with
- * its attached endpoints and mappings. The configuration, endpoints,
- * reserved regions, listeners, counters and event buffers are the
- * VMM's: the destination creates them the same way before loading.
- *
- * Returns 0 and stores a buffer the caller frees with g_free() in
- * @data and its size in @len (glib aborts when memory is short).
- */
-VIOMMU_API int viommu_save(const viommu *v, uint8_t **data, size_t *len);
-
-/**
- * viommu_load - restores a viommu_save() image into @v, which must have
- * no domain (new or reset). Every check a request would make applies
- * (features offered, domain range, alignment, input range, overlaps,
- * reserved regions, limits), and the listeners of attached endpoints
- * receive every mapping, in one batch. On any failure @v keeps no
- * domain, its listeners hold nothing, and its features and bypass are
- * as before.
- *
- * Returns 0; -EBUSY when @v has a domain; -EINVAL when the image is
- * truncated, malformed or does not fit this device (an unknown
- * endpoint, an endpoint in two domains, a mapping a MAP request would
- * be refused); -ENOMEM; -ENOSPC or -EIO when a listener refuses or
- * fails a mapping (its error).
- */
-VIOMMU_API int viommu_load(viommu *v, const uint8_t *data, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Split virtqueues in guest memory                                    */
@@ -735,8 +706,9 @@ VIOMMU_API void viommu_vq_set_event_idx(viommu_vq *vq, bool on);
  * (a descriptor index or buffer outside the table or guest RAM, a
  * loop, a chain longer than VIOMMU_VQ_MAX_CHAIN, a writable descriptor
  * before a readable one, a bad indirect table, more available chains
- * than the queue size): the chains popped before it are completed,
- * and the VMM should set DEVICE_NEEDS_RESET.
+ * than the queue size), or when memory for a chain's iovecs runs out:
+ * the chains popped before it are completed, and the VMM should set
+ * DEVICE_NEEDS_RESET; -EINVAL when @v or @vq is NULL.
  */
 VIOMMU_API int viommu_vq_process_requests(viommu *v, viommu_vq *vq, bool *notify);
 
@@ -753,6 +725,85 @@ VIOMMU_API int viommu_vq_process_requests(viommu *v, viommu_vq *vq, bool *notify
  */
 VIOMMU_API int viommu_vq_set_event_queue(viommu *v, viommu_vq *vq, void (*notify)(void *opaque),
                                          void *opaque);
+
+/* ------------------------------------------------------------------ */
+/* State save/load (live migration of the device itself)               */
+/* ------------------------------------------------------------------ */
+
+/** The state stream version viommu_save() writes and the newest viommu_load() reads. */
+#define VIOMMU_STATE_VERSION 1
+
+/**
+ * viommu_save - writes the state of @v as a byte stream: the guest-visible
+ * configuration, the negotiated features, config.bypass, every endpoint
+ * with its reserved regions and the domain it is attached to, every
+ * domain (bypass or not) with its mappings, and the counters of
+ * viommu_get_stats(). Little-endian, starting with a magic and
+ * VIOMMU_STATE_VERSION, ending with a CRC-32 of the rest. The same state
+ * always gives the same bytes (records in ascending ID and address order).
+ *
+ * Not saved, because they belong to the VMM's wiring rather than to the
+ * device: listeners, the event handler and event virtqueue, and event
+ * buffers posted with viommu_event_post() (their iovecs point into this
+ * process; the VMM re-posts the driver's buffers on the destination, as
+ * a virtio transport rewinds its in-flight elements). Split virtqueue
+ * indices are the transport's state, not the device's.
+ *
+ * @buf: where to write (the caller's); may be NULL when @bufsize is 0.
+ * @len: receives the stream's length, also when it does not fit. Call
+ *       with @bufsize 0 to learn it (about 32 bytes per mapping).
+ *
+ * Returns:
+ *   0 on success,
+ *   -EINVAL when @v or @len is NULL, or @buf is NULL with @bufsize > 0,
+ *   -ENOSPC when @bufsize is smaller than *@len (nothing is written).
+ */
+VIOMMU_API int viommu_save(const viommu *v, void *buf, size_t bufsize, size_t *len);
+
+/**
+ * viommu_load - replaces the state of @v by the one in the @len bytes at
+ * @buf, written by viommu_save() (of this or an older stream version).
+ *
+ * @v must have no attached endpoint (newly created, or after
+ * viommu_reset()). The endpoints it has declared must all be in the
+ * stream; they keep their listeners, and the stream's other endpoints are
+ * created without one. The stream's guest-visible configuration
+ * (features offered, page_size_mask, input and domain ranges, probe_size,
+ * initial bypass) must equal @v's; its limits are @v's own, and the state
+ * must fit in them. Every domain and mapping is rebuilt through the same
+ * checks as the guest's ATTACH and MAP requests.
+ *
+ * Once the new state is complete, each endpoint's listener receives its
+ * domain's mappings as map events, one batch per endpoint (batch_begin,
+ * the maps in address order, batch_end), in ascending endpoint order.
+ * Only then is the new state swapped in. On any error @v is unchanged:
+ * a listener that refused or failed a map gets back, as unmaps in a
+ * batch of their own, the maps it had accepted, and so do the listeners
+ * served before it. The event handler, event virtqueue and posted event
+ * buffers of @v are kept. @buf stays the caller's.
+ *
+ * @error: optional; receives a sentence saying what is wrong (G_IO_ERROR
+ *         domain; G_IO_ERROR_INVALID_DATA for a corrupt stream).
+ *
+ * Returns:
+ *   0 on success,
+ *   -EINVAL when @v is NULL, @buf is NULL with @len > 0, the stream's
+ *           configuration differs from @v's, an endpoint @v declares is
+ *           not in the stream, or the state exceeds @v's max_endpoints,
+ *           max_domains or max_mappings_per_domain,
+ *   -EBADMSG when the stream is corrupt: bad magic, truncated or followed
+ *           by extra bytes, checksum mismatch, non-zero reserved bytes,
+ *           records out of order or running past the end, or a state the
+ *           requests could not have built (a mapping that is misaligned,
+ *           overlaps another or a reserved region, a domain without an
+ *           endpoint, features that were not offered ...),
+ *   -ENOTSUP when the stream's version is newer than VIOMMU_STATE_VERSION,
+ *   -EBUSY when @v has attached endpoints,
+ *   -ENOMEM when memory ran out,
+ *   or the negative errno a listener refused or failed a map with
+ *           (-ENOSPC / -ENOMEM: out of resources; others: I/O failure).
+ */
+VIOMMU_API int viommu_load(viommu *v, const void *buf, size_t len, GError **error);
 
 /*
  * Firmware description: describing a virtio-iommu and the endpoints behind it to

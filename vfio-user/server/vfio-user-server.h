@@ -271,7 +271,7 @@ typedef struct vfio_user_server vfio_user_server;
 
 /**
  * vfio_user_server_new - listens on the AF_UNIX stream socket @path
- * (which must not exist).
+ * (which must not exist). @opts is copied.
  * Returns NULL with @error set when the socket cannot be created, bound
  * or listened on, or when @opts are invalid. The caller owns the result.
  */
