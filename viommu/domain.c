@@ -33,12 +33,21 @@ void vi_domain_destroy(viommu *v, vi_domain *d)
     g_hash_table_remove(v->domains, GUINT_TO_POINTER(d->id));
 }
 
+/*
+ * True when @ep's listener failed this very mapping, so it holds nothing
+ * to unmap. The whole mapping must match, not just its start: a mapping
+ * the listener failed may have been unmapped and another one made at the
+ * same IOVA later in the batch, which the listener does hold.
+ */
 static bool skipped(const vi_failure *skip, size_t nskip, const vi_endpoint *ep, const vi_domain *d,
-                    uint64_t iova)
+                    u64_range r, const vi_map_val *val)
 {
-    for (size_t i = 0; i < nskip; i++)
-        if (skip[i].ev.endpoint == ep->id && skip[i].ev.domain == d->id && skip[i].ev.iova == iova)
+    for (size_t i = 0; i < nskip; i++) {
+        const mapping_event *e = &skip[i].ev;
+        if (e->endpoint == ep->id && e->domain == d->id && e->iova == r.first &&
+            e->iova_last == r.last && e->gpa == val->phys)
             return true;
+    }
     return false;
 }
 
@@ -52,7 +61,7 @@ void vi_endpoint_unmap_all(viommu *v, vi_endpoint *ep, uint32_t seq, const vi_fa
         const vi_map_val *val;
         interval_map_iter_init(&it, d->map, 0, UINT64_MAX);
         while ((val = interval_map_iter_next(&it, &r))) {
-            if (skipped(skip, nskip, ep, d, r.first))
+            if (skipped(skip, nskip, ep, d, r, val))
                 continue;
             mapping_event ev = make_event(ep, d, r, val, seq);
             vi_emit_unmap(v, ep, &ev);
