@@ -175,6 +175,28 @@ SHARED_API void *interval_map_find_first(const interval_map *map, uint64_t first
  */
 SHARED_API int interval_map_remove(interval_map *map, uint64_t start, void *value_out);
 
+/**
+ * interval_map_removed_fn - told of each entry interval_map_remove_within
+ * removed: its key and a copy of its value. It must not modify the map.
+ */
+typedef void (*interval_map_removed_fn)(void *opaque, const u64_range *range, const void *value);
+
+/**
+ * interval_map_remove_within - removes every entry overlapping
+ * [first, last], provided each lies wholly inside it.
+ * @fn: called after each removal, in address order (may be NULL).
+ *
+ * All or nothing: when an entry overlapping the range starts before
+ * @first or ends after @last, nothing is removed. One descent of the tree
+ * serves the usual case of a range that holds exactly one entry.
+ *
+ * Returns the number of entries removed (0 when none overlaps), -ERANGE
+ * when an overlapping entry extends outside the range, or -EINVAL when
+ * @first > @last.
+ */
+SHARED_API int interval_map_remove_within(interval_map *map, uint64_t first, uint64_t last,
+                                          interval_map_removed_fn fn, void *opaque);
+
 /** interval_map_count - the number of entries. */
 SHARED_API size_t interval_map_count(const interval_map *map);
 

@@ -276,6 +276,24 @@ uint8_t vi_map(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_en
     return VIRTIO_IOMMU_S_OK;
 }
 
+typedef struct unmap_ctx {
+    viommu *v;
+    vi_domain *d;
+    uint32_t seq;
+} unmap_ctx;
+
+static void unmapped_one(void *opaque, const u64_range *r, const void *value)
+{
+    unmap_ctx *c = opaque;
+    vi_map_val val;
+    memcpy(&val, value, sizeof(val));
+    c->v->stats.mappings--;
+    for (vi_endpoint *ep = c->d->endpoints; ep; ep = ep->dom_next) {
+        mapping_event ev = make_event(ep, c->d, *r, &val, c->seq);
+        vi_emit_unmap(c->v, ep, &ev);
+    }
+}
+
 uint8_t vi_unmap(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_end, uint32_t seq)
 {
     if (virt_end < virt_start)
@@ -286,29 +304,10 @@ uint8_t vi_unmap(viommu *v, uint32_t domain, uint64_t virt_start, uint64_t virt_
     if (d->bypass)
         return VIRTIO_IOMMU_S_INVAL;
 
-    /* Atomic: refuse before removing anything when the first or last
-     * affected mapping would be split; every mapping in between lies
-     * wholly inside the range. */
-    u64_range r, last;
-    vi_map_val val;
-    if (!interval_map_find_first(d->map, virt_start, virt_end, &r))
-        return VIRTIO_IOMMU_S_OK; /* nothing mapped there */
-    if (r.first < virt_start)
+    /* Atomic: when the first or last affected mapping would be split,
+     * nothing is removed. */
+    unmap_ctx c = {v, d, seq};
+    if (interval_map_remove_within(d->map, virt_start, virt_end, unmapped_one, &c) == -ERANGE)
         return VIRTIO_IOMMU_S_RANGE;
-    if (r.last < virt_end && interval_map_find(d->map, virt_end, &last) && last.last > virt_end)
-        return VIRTIO_IOMMU_S_RANGE;
-    if (r.last > virt_end)
-        return VIRTIO_IOMMU_S_RANGE;
-
-    for (;;) {
-        interval_map_remove(d->map, r.first, &val);
-        v->stats.mappings--;
-        for (vi_endpoint *ep = d->endpoints; ep; ep = ep->dom_next) {
-            mapping_event ev = make_event(ep, d, r, &val, seq);
-            vi_emit_unmap(v, ep, &ev);
-        }
-        if (r.last >= virt_end || !interval_map_find_first(d->map, r.last + 1, virt_end, &r))
-            break;
-    }
     return VIRTIO_IOMMU_S_OK;
 }

@@ -234,6 +234,65 @@ static uint64_t rand_addr(GRand *rng, uint64_t space)
     }
 }
 
+typedef struct removed_log {
+    u64_range r[64];
+    uint64_t v[64];
+    unsigned n;
+} removed_log;
+
+static void log_removed(void *opaque, const u64_range *r, const void *value)
+{
+    removed_log *log = opaque;
+    cr_assert_lt(log->n, 64u);
+    log->r[log->n] = *r;
+    memcpy(&log->v[log->n], value, sizeof(uint64_t));
+    log->n++;
+}
+
+/* One interval_map_remove_within against the model: half the time the
+ * exact key of a live entry (the usual UNMAP), else a random window. */
+static void run_remove_within(interval_map *m, ref_model *ref, GRand *rng, uint64_t space,
+                              uint64_t seed, unsigned op)
+{
+    uint64_t a, b;
+    if (ref->n && g_rand_boolean(rng)) {
+        const ref_entry *e = &ref->e[g_rand_int_range(rng, 0, (gint32)ref->n)];
+        a = e->start;
+        b = e->end;
+    } else {
+        a = rand_addr(rng, space);
+        uint64_t len = (uint64_t)g_rand_int_range(rng, 0, 200);
+        b = UINT64_MAX - a < len ? UINT64_MAX : a + len;
+    }
+    size_t lo = ref_upper(ref, a);
+    if (lo > 0 && ref->e[lo - 1].end >= a)
+        lo--;
+    size_t hi = lo;
+    while (hi < ref->n && ref->e[hi].start <= b)
+        hi++;
+    bool split = hi > lo && (ref->e[lo].start < a || ref->e[hi - 1].end > b);
+    size_t before = interval_map_count(m);
+    removed_log log = {.n = 0};
+    int got = interval_map_remove_within(m, a, b, log_removed, &log);
+    if (split) {
+        cr_assert_eq(got, -ERANGE, "seed %lu op %u remove_within [%lx,%lx]", (unsigned long)seed,
+                     op, (unsigned long)a, (unsigned long)b);
+        cr_assert_eq(log.n, 0u);
+        cr_assert_eq(interval_map_count(m), before);
+        return;
+    }
+    cr_assert_eq(got, (int)(hi - lo), "seed %lu op %u remove_within [%lx,%lx]", (unsigned long)seed,
+                 op, (unsigned long)a, (unsigned long)b);
+    cr_assert_eq(log.n, (unsigned)(hi - lo));
+    for (unsigned k = 0; k < log.n; k++) {
+        cr_assert_eq(log.r[k].first, ref->e[lo].start);
+        cr_assert_eq(log.r[k].last, ref->e[lo].end);
+        cr_assert_eq(log.v[k], ref->e[lo].val);
+        ref_remove(ref, ref->e[lo].start);
+    }
+    cr_assert_eq(interval_map_count(m), ref->n);
+}
+
 static void run_random(uint64_t seed, unsigned ops, uint64_t space)
 {
     GRand *rng = g_rand_new_with_seed((guint32)seed);
@@ -251,6 +310,8 @@ static void run_random(uint64_t seed, unsigned ops, uint64_t space)
             int got = interval_map_insert(m, s, e, &v);
             cr_assert_eq(got, want, "seed %lu op %u insert [%lx,%lx]", (unsigned long)seed, op,
                          (unsigned long)s, (unsigned long)e);
+        } else if (kind < 68) {
+            run_remove_within(m, &ref, rng, space, seed, op);
         } else if (kind < 80) {
             uint64_t s;
             if (ref.n && g_rand_boolean(rng))
@@ -343,6 +404,54 @@ Test(interval_map, matches_sorted_array_model_over_200k_random_ops)
     uint64_t seed = test_seed();
     run_random(seed, 100000, 200000);      /* dense: many collisions */
     run_random(seed + 1, 100000, 1 << 24); /* sparse: deep tree */
+}
+
+Test(interval_map, remove_within_is_all_or_nothing)
+{
+    interval_map *m = interval_map_new(sizeof(uint64_t));
+    size_t empty = interval_map_memory(m);
+    for (uint64_t i = 0; i < 4; i++) {
+        uint64_t v = i;
+        cr_assert_eq(interval_map_insert(m, 0x1000 * (i + 1), 0x1000 * (i + 1) + 0xfff, &v), 0);
+    }
+    removed_log log = {.n = 0};
+    /* Would split the first or the last entry: nothing goes. */
+    cr_assert_eq(interval_map_remove_within(m, 0x1001, 0x4fff, log_removed, &log), -ERANGE);
+    cr_assert_eq(interval_map_remove_within(m, 0x1000, 0x4ffe, log_removed, &log), -ERANGE);
+    cr_assert_eq(interval_map_remove_within(m, 0x2000, 0x2ffe, log_removed, &log), -ERANGE);
+    cr_assert_eq(log.n, 0u);
+    cr_assert_eq(interval_map_count(m), 4);
+    cr_assert_eq(interval_map_remove_within(m, 1, 0, NULL, NULL), -EINVAL);
+    /* Holes are fine; nothing there is not an error. */
+    cr_assert_eq(interval_map_remove_within(m, 0, 0xfff, log_removed, &log), 0);
+    cr_assert_eq(interval_map_remove_within(m, 0x2000, 0x2fff, log_removed, &log), 1);
+    cr_assert_eq(interval_map_remove_within(m, 0, 0x3fff, log_removed, &log), 2);
+    cr_assert_eq(interval_map_remove_within(m, 0, UINT64_MAX, log_removed, &log), 1);
+    cr_assert_eq(log.n, 4u);
+    const uint64_t want_first[] = {0x2000, 0x1000, 0x3000, 0x4000}, want_v[] = {1, 0, 2, 3};
+    for (unsigned k = 0; k < 4; k++) {
+        cr_assert_eq(log.r[k].first, want_first[k]);
+        cr_assert_eq(log.r[k].last, want_first[k] + 0xfff);
+        cr_assert_eq(log.v[k], want_v[k]);
+    }
+    cr_assert_eq(interval_map_count(m), 0);
+    cr_assert_eq(interval_map_memory(m), empty);
+    interval_map_free(m);
+}
+
+Test(interval_map, an_emptied_map_returns_its_memory)
+{
+    interval_map *m = interval_map_new(sizeof(uint64_t));
+    size_t empty = interval_map_memory(m);
+    for (uint64_t i = 0; i < 10000; i++)
+        cr_assert_eq(interval_map_insert(m, i * 16, i * 16 + 15, &i), 0);
+    cr_assert_gt(interval_map_memory(m), empty + 10000 * 16);
+    cr_assert_eq(interval_map_remove_within(m, 0, UINT64_MAX, NULL, NULL), 10000);
+    cr_assert_eq(interval_map_memory(m), empty);
+    /* And grows again from nothing. */
+    cr_assert_eq(interval_map_insert(m, 5, 6, &empty), 0);
+    cr_assert_not_null(interval_map_find(m, 6, NULL));
+    interval_map_free(m);
 }
 
 Test(interval_map, ascending_and_descending_fill_keeps_leaves_full)
