@@ -84,6 +84,7 @@ struct interval_map {
     struct node *root; /* NULL when empty */
     size_t value_size;
     size_t count;
+    unsigned height; /* inner levels above the leaves */
     struct slab leaves, inners;
 };
 
@@ -111,36 +112,58 @@ static inline unsigned char *leaf_val(const interval_map *m, const struct leaf *
     return (unsigned char *)l->val + (size_t)i * m->value_size;
 }
 
-/* Asks for every cache line of a 32-key array at once: the misses then
- * overlap instead of arriving one per binary-search step. */
-static inline void prefetch_keys(const uint64_t *keys)
+/*
+ * Asks for every cache line a step of a lookup reads at once, so that the
+ * misses overlap instead of arriving one after the other: an inner node
+ * whole (its keys, then the child the search picks); a leaf's header,
+ * starts and ends (its values wait for the index).
+ */
+static inline void prefetch_inner(const struct inner *in)
 {
-    for (unsigned i = 0; i < 32; i += 8)
-        __builtin_prefetch(&keys[i]);
+    for (size_t off = 0; off < sizeof(struct inner); off += 64)
+        __builtin_prefetch((const char *)in + off);
 }
 
-static inline struct node *inner_child_for(const struct inner *in, uint64_t key, unsigned *idx)
+static inline void prefetch_leaf(const interval_map *m, const struct leaf *l)
 {
-    prefetch_keys(in->key);
-    unsigned i = count_le(in->key + 1, in->h.n - 1u, key);
-    *idx = i;
-    return in->child[i];
+    __builtin_prefetch(l);
+    for (unsigned i = 0; i < LEAF_CAP; i += 8) {
+        __builtin_prefetch(&l->start[i]);
+        __builtin_prefetch(&l->end[i]);
+    }
+    for (size_t off = 0; off < LEAF_CAP * m->value_size; off += 64)
+        __builtin_prefetch(l->val + off);
 }
 
+/*
+ * The leaf where @key belongs, recording the way down in @p (may be
+ * NULL). The map's height says which level holds the leaves, so a node's
+ * lines are requested as soon as its parent names it, before any of them
+ * is read.
+ */
 static struct leaf *descend(const interval_map *m, uint64_t key, struct path *p)
 {
     struct node *n = m->root;
-    unsigned idx;
+    unsigned height = m->height;
 
     if (p)
-        p->depth = 0;
-    while (!n->leaf) {
+        p->depth = height;
+    if (height == 0) {
+        prefetch_leaf(m, (const struct leaf *)n);
+        return (struct leaf *)n;
+    }
+    prefetch_inner((const struct inner *)n);
+    for (unsigned lv = 0; lv < height; lv++) {
         struct inner *in = (struct inner *)n;
-        n = inner_child_for(in, key, &idx);
+        unsigned idx = count_le(in->key + 1, in->h.n - 1u, key);
+        n = in->child[idx];
+        if (lv + 1 < height)
+            prefetch_inner((const struct inner *)n);
+        else
+            prefetch_leaf(m, (const struct leaf *)n);
         if (p) {
-            p->node[p->depth] = in;
-            p->idx[p->depth] = idx;
-            p->depth++;
+            p->node[lv] = in;
+            p->idx[lv] = idx;
         }
     }
     return (struct leaf *)n;
@@ -308,6 +331,7 @@ void interval_map_clear(interval_map *m)
 {
     m->root = NULL;
     m->count = 0;
+    m->height = 0;
     slab_release(&m->leaves);
     slab_release(&m->inners);
 }
@@ -344,7 +368,6 @@ static struct leaf *find_le(const interval_map *m, uint64_t addr, unsigned *idx)
     if (!m->root)
         return NULL;
     struct leaf *l = descend(m, addr, NULL);
-    prefetch_keys(l->start);
     unsigned i = count_le(l->start, l->h.n, addr);
 
     if (i > 0) {
@@ -531,6 +554,7 @@ static void insert_up(interval_map *m, struct path *p, int level, uint64_t key, 
     root->key[1] = key;
     root->child[1] = right;
     m->root = &root->h;
+    m->height++;
 }
 
 int interval_map_insert(interval_map *m, uint64_t start, uint64_t end, const void *value)
@@ -668,6 +692,7 @@ static void rebalance_inner(interval_map *m, struct path *p, int level)
     struct inner *root = (struct inner *)m->root;
     if (!root->h.leaf && root->h.n == 1) {
         m->root = root->child[0];
+        m->height--;
         inner_free(m, root);
     }
 }
@@ -757,7 +782,6 @@ int interval_map_remove_within(interval_map *m, uint64_t first, uint64_t last,
     /* The usual request removes exactly one entry: find it and remove
      * it through one descent. */
     struct leaf *l = descend(m, first, &p);
-    prefetch_keys(l->start);
     unsigned i = count_le(l->start, l->h.n, first);
     if (i > 0 && l->end[i - 1] >= first) {
         i--; /* the entry containing first */
