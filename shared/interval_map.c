@@ -99,9 +99,11 @@ static inline unsigned count_le(const uint64_t *a, unsigned n, uint64_t x)
 {
     const uint64_t *base = a;
 
+    /* Branch-free: the comparison's outcome is random, so a branch here
+     * would be mispredicted half the time. */
     while (n > 1) {
         unsigned half = n / 2;
-        base = (base[half - 1] <= x) ? base + half : base;
+        base += (size_t)(base[half - 1] <= x) * half;
         n -= half;
     }
     return (unsigned)(base - a) + (n == 1 && base[0] <= x);
