@@ -120,6 +120,14 @@ static inline bool u64_range_aligned(u64_range r, uint64_t granule)
  * value, at the nodes' fill factor. Leaves are linked, so iterating a
  * range in address order walks contiguous memory.
  *
+ * Memory: nodes come from the map's own chunks (each about an eighth of
+ * what the map already holds; 2 MiB chunks advised as transparent huge
+ * pages once the map holds 16 MiB, because random lookups in a large map
+ * otherwise miss the TLB at every level). Nodes freed by removes are
+ * reused by later inserts; the chunks go back to the system when the map
+ * becomes empty, is cleared or is freed. interval_map_memory() counts
+ * whole chunks.
+ *
  * Pointers to values returned by lookups and iterators stay valid until
  * the next insert, remove or clear on the same map.
  */
@@ -204,8 +212,9 @@ SHARED_API size_t interval_map_count(const interval_map *map);
 SHARED_API void interval_map_clear(interval_map *map);
 
 /**
- * interval_map_memory - bytes the map currently holds from the
- * allocator for its nodes and bookkeeping (for benchmarks and budgets).
+ * interval_map_memory - bytes the map currently holds from the system
+ * for its nodes (whole chunks, used or not) and bookkeeping (for
+ * benchmarks and budgets).
  */
 SHARED_API size_t interval_map_memory(const interval_map *map);
 

@@ -445,7 +445,9 @@ static int read_endpoints(viommu *n, reader *r, uint32_t count, GArray *attached
             LOAD_FAIL(rc, "endpoint %" PRIu32 ": %s", id, g_strerror(-rc));
         for (uint32_t k = 0; k < nresv; k++) {
             struct state_resv_wire rw;
-            take(r, &rw, sizeof(rw));
+            if (!take(r, &rw, sizeof(rw)))
+                LOAD_FAIL(-EBADMSG, "endpoint %" PRIu32 ": region %" PRIu32 " runs past the end",
+                          id, k);
             if (!all_zero(rw.reserved, sizeof(rw.reserved)))
                 LOAD_FAIL(-EBADMSG, "endpoint %" PRIu32 ": reserved bytes of a region are not zero",
                           id);
@@ -515,7 +517,9 @@ static int read_domains(viommu *n, reader *r, uint32_t count, GArray *attached, 
          * reserved regions of the members, overlap, the per-domain limit. */
         for (uint64_t k = 0; k < nmap; k++) {
             struct state_mapping_wire m;
-            take(r, &m, sizeof(m));
+            if (!take(r, &m, sizeof(m)))
+                LOAD_FAIL(-EBADMSG, "domain %" PRIu32 ": mapping %" PRIu64 " runs past the end", id,
+                          k);
             if (m.reserved)
                 LOAD_FAIL(-EBADMSG, "domain %" PRIu32 ": mapping %" PRIu64 " has reserved bits", id,
                           k);
