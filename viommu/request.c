@@ -50,13 +50,13 @@ static size_t iov_walk(const struct iovec *iov, size_t count, size_t offset, uin
     return done;
 }
 
-size_t vi_iov_read(const struct iovec *iov, size_t count, size_t offset, void *buf, size_t len)
+size_t vi_iov_read_walk(const struct iovec *iov, size_t count, size_t offset, void *buf, size_t len)
 {
     return iov_walk(iov, count, offset, buf, 0, len, IOV_READ);
 }
 
-size_t vi_iov_write(const struct iovec *iov, size_t count, size_t offset, const void *buf,
-                    size_t len)
+size_t vi_iov_write_walk(const struct iovec *iov, size_t count, size_t offset, const void *buf,
+                         size_t len)
 {
     /* IOV_WRITE only reads through the pointer. */
     return iov_walk(iov, count, offset, (uint8_t *)(uintptr_t)buf, 0, len, IOV_WRITE);

@@ -8,6 +8,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <string.h>
 
 #include "viommu.h"
 
@@ -195,9 +196,35 @@ int vi_vq_push_event(viommu_vq *vq, const void *data, size_t len, bool *notify);
 
 /* Copies between iovec lists and flat buffers; return bytes copied. */
 size_t vi_iov_size(const struct iovec *iov, size_t count);
-size_t vi_iov_read(const struct iovec *iov, size_t count, size_t offset, void *buf, size_t len);
-size_t vi_iov_write(const struct iovec *iov, size_t count, size_t offset, const void *buf,
-                    size_t len);
+size_t vi_iov_read_walk(const struct iovec *iov, size_t count, size_t offset, void *buf,
+                        size_t len);
+size_t vi_iov_write_walk(const struct iovec *iov, size_t count, size_t offset, const void *buf,
+                         size_t len);
+
+/* Copies up to @len bytes at @offset of the iovec list out to @buf;
+ * returns the bytes copied. Inline for the usual case, a request that
+ * lies in its first buffer: the copy then has the caller's constant size. */
+static inline size_t vi_iov_read(const struct iovec *iov, size_t count, size_t offset, void *buf,
+                                 size_t len)
+{
+    if (count && offset <= iov[0].iov_len && len <= iov[0].iov_len - offset) {
+        memcpy(buf, (const uint8_t *)iov[0].iov_base + offset, len);
+        return len;
+    }
+    return vi_iov_read_walk(iov, count, offset, buf, len);
+}
+
+/* Copies @len bytes from @buf into the iovec list at @offset; returns the
+ * bytes copied. */
+static inline size_t vi_iov_write(const struct iovec *iov, size_t count, size_t offset,
+                                  const void *buf, size_t len)
+{
+    if (count && offset <= iov[0].iov_len && len <= iov[0].iov_len - offset) {
+        memcpy((uint8_t *)iov[0].iov_base + offset, buf, len);
+        return len;
+    }
+    return vi_iov_write_walk(iov, count, offset, buf, len);
+}
 size_t vi_iov_fill(const struct iovec *iov, size_t count, size_t offset, uint8_t byte, size_t len);
 
 #endif /* VIOMMU_INTERNAL_H */
