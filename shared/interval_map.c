@@ -20,8 +20,9 @@
  * huge pages. A random lookup in a map of millions of entries misses the
  * cache at every level; with 4 KiB pages it also misses the TLB at every
  * level, which under virtualization costs more than the miss itself.
- * Freed nodes are kept for reuse and returned to the system when the map
- * becomes empty, is cleared or is freed.
+ * Freed nodes are kept for reuse; a map whose chunks hold four times what
+ * its nodes need is rebuilt, packed, into new ones, and an empty map
+ * holds none.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -70,6 +71,8 @@ struct chunk {
  * covers the map anyway, and a half-used 2 MiB chunk would be a large
  * share of a small map. */
 #define HUGE_FROM (16u * 1024 * 1024)
+/* Maps holding less than this are never compacted. */
+#define COMPACT_FROM (64u * 1024)
 
 struct slab {
     size_t node_size;    /* a multiple of 64 */
@@ -78,6 +81,7 @@ struct slab {
     unsigned char *bump_end;
     struct chunk *chunks; /* newest first */
     size_t held;          /* bytes of every chunk */
+    size_t live;          /* nodes handed out and not freed */
 };
 
 struct interval_map {
@@ -254,6 +258,7 @@ static void *slab_alloc(struct slab *s)
     if (p) {
         slab_unpoison(p, s->node_size);
         s->free_list = *(void **)p;
+        s->live++;
         return p;
     }
     if ((size_t)(s->bump_end - s->bump) < s->node_size && !slab_grow(s))
@@ -261,6 +266,7 @@ static void *slab_alloc(struct slab *s)
     p = s->bump;
     s->bump += s->node_size;
     slab_unpoison(p, s->node_size);
+    s->live++;
     return p;
 }
 
@@ -268,6 +274,7 @@ static void slab_free(struct slab *s, void *p)
 {
     *(void **)p = s->free_list;
     s->free_list = p;
+    s->live--;
     slab_poison((unsigned char *)p + sizeof(void *), s->node_size - sizeof(void *));
 }
 
@@ -703,7 +710,8 @@ static void rebalance_inner(interval_map *m, struct path *p, int level)
  * Removes entry @i of leaf @l, which @p leads to (the path descend()
  * filled), and rebalances. @value_out (may be NULL) receives its value.
  */
-static void remove_at(interval_map *m, struct path *p, struct leaf *l, unsigned i, void *value_out)
+static void remove_rebalance(interval_map *m, struct path *p, struct leaf *l, unsigned i,
+                             void *value_out)
 {
     if (value_out && m->value_size)
         memcpy(value_out, leaf_val(m, l, i), m->value_size);
@@ -753,6 +761,114 @@ static void remove_at(interval_map *m, struct path *p, struct leaf *l, unsigned 
     leaf_free(m, gone);
     rebalance_inner(m, p, (int)p->depth - 1);
     return;
+}
+
+/*
+ * Rebuilds the tree, packed, into new chunks. Returns false (the tree
+ * unchanged) when memory for it is short: compaction is an optimisation.
+ */
+static bool rebuild(interval_map *m)
+{
+    const unsigned fill = LEAF_CAP - LEAF_CAP / 4; /* room for inserts */
+    size_t n = m->count, count = (n + fill - 1) / fill;
+    struct slab leaves, inners;
+    struct node **nodes = malloc(count * sizeof(*nodes));
+    uint64_t *mins = malloc(count * sizeof(*mins));
+    unsigned height = 0;
+
+    slab_init(&leaves, m->leaves.node_size);
+    slab_init(&inners, m->inners.node_size);
+    if (!nodes || !mins)
+        goto fail;
+
+    /* The leaves: entries in order, spread evenly (count >= 1: n > 0). */
+    struct node *old = m->root;
+    while (!old->leaf)
+        old = ((struct inner *)old)->child[0];
+    struct leaf *src = (struct leaf *)old, *prev = NULL;
+    unsigned from = 0;
+    for (size_t k = 0; k < count; k++) {
+        struct leaf *l = slab_alloc(&leaves);
+        if (!l)
+            goto fail;
+        l->h = (struct node){0, 1};
+        l->prev = prev;
+        l->next = NULL;
+        if (prev)
+            prev->next = l;
+        unsigned want = (unsigned)(n / count + (k < n % count));
+        while (l->h.n < want) {
+            if (from == src->h.n) {
+                src = src->next;
+                from = 0;
+            }
+            unsigned take = src->h.n - from;
+            if (take > want - l->h.n)
+                take = want - l->h.n;
+            leaf_move(m, l, l->h.n, src, from, take);
+            l->h.n = (uint16_t)(l->h.n + take);
+            from += take;
+        }
+        nodes[k] = &l->h;
+        mins[k] = l->start[0];
+        prev = l;
+    }
+
+    /* Inner levels, children spread evenly, until one node is left. */
+    while (count > 1) {
+        size_t parents = (count + fill - 1) / fill, c = 0;
+        for (size_t k = 0; k < parents; k++) {
+            struct inner *in = slab_alloc(&inners);
+            if (!in)
+                goto fail;
+            in->h = (struct node){0, 0};
+            unsigned want = (unsigned)(count / parents + (k < count % parents));
+            uint64_t min = mins[c];
+            for (unsigned j = 0; j < want; j++, c++) {
+                in->key[j] = j ? mins[c] : 0;
+                in->child[j] = nodes[c];
+            }
+            in->h.n = (uint16_t)want;
+            nodes[k] = &in->h;
+            mins[k] = min;
+        }
+        count = parents;
+        height++;
+    }
+
+    struct node *root = nodes[0];
+    free(nodes);
+    free(mins);
+    slab_release(&m->leaves);
+    slab_release(&m->inners);
+    m->leaves = leaves;
+    m->inners = inners;
+    m->root = root;
+    m->height = height;
+    return true;
+fail:
+    free(nodes);
+    free(mins);
+    slab_release(&leaves);
+    slab_release(&inners);
+    return false;
+}
+
+/* Compacts a map whose chunks hold four times what its nodes need (and
+ * more than COMPACT_FROM): removes then cost O(1) amortized more, and a
+ * map that shrank gives its memory back. */
+static void maybe_compact(interval_map *m)
+{
+    size_t need = m->leaves.live * m->leaves.node_size + m->inners.live * m->inners.node_size;
+    size_t held = m->leaves.held + m->inners.held;
+    if (m->root && held > COMPACT_FROM && need < held / 4)
+        rebuild(m);
+}
+
+static void remove_at(interval_map *m, struct path *p, struct leaf *l, unsigned i, void *value_out)
+{
+    remove_rebalance(m, p, l, i, value_out);
+    maybe_compact(m);
 }
 
 int interval_map_remove(interval_map *m, uint64_t start, void *value_out)

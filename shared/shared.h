@@ -124,9 +124,10 @@ static inline bool u64_range_aligned(u64_range r, uint64_t granule)
  * what the map already holds; 2 MiB chunks advised as transparent huge
  * pages once the map holds 16 MiB, because random lookups in a large map
  * otherwise miss the TLB at every level). Nodes freed by removes are
- * reused by later inserts; the chunks go back to the system when the map
- * becomes empty, is cleared or is freed. interval_map_memory() counts
- * whole chunks.
+ * reused by later inserts. When removes leave the chunks four times
+ * larger than the nodes need, the tree is rebuilt, packed, into new
+ * chunks (O(1) amortized per remove), and an empty map holds none.
+ * interval_map_memory() counts whole chunks.
  *
  * Pointers to values returned by lookups and iterators stay valid until
  * the next insert, remove or clear on the same map.

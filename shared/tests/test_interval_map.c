@@ -454,6 +454,55 @@ Test(interval_map, an_emptied_map_returns_its_memory)
     interval_map_free(m);
 }
 
+Test(interval_map, a_map_that_shrank_gives_memory_back_and_keeps_its_entries)
+{
+    interval_map *m = interval_map_new(sizeof(uint64_t));
+    GRand *rng = g_rand_new_with_seed(7);
+    enum { N = 50000 };
+    static uint64_t order[N];
+    for (uint64_t i = 0; i < N; i++)
+        order[i] = i;
+    for (size_t i = N - 1; i > 0; i--) {
+        size_t j = (size_t)g_rand_int_range(rng, 0, (gint32)(i + 1));
+        uint64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t v = order[i] * 3;
+        cr_assert_eq(interval_map_insert(m, order[i] * 100, order[i] * 100 + 49, &v), 0);
+    }
+    size_t full = interval_map_memory(m);
+    /* Remove all but every 100th entry, in random order. */
+    for (uint64_t i = 0; i < N; i++)
+        if (order[i] % 100 != 0)
+            cr_assert_eq(interval_map_remove(m, order[i] * 100, NULL), 0);
+    cr_assert_eq(interval_map_count(m), N / 100);
+    cr_assert_lt(interval_map_memory(m), full / 10, "held %zu of %zu", interval_map_memory(m),
+                 full);
+    /* Every survivor is found with its value, in order, and the map still
+     * takes inserts and removes around them. */
+    interval_map_iter it;
+    u64_range r;
+    uint64_t *v, expect = 0;
+    interval_map_iter_init(&it, m, 0, UINT64_MAX);
+    while ((v = interval_map_iter_next(&it, &r))) {
+        cr_assert_eq(r.first, expect * 100);
+        cr_assert_eq(*v, expect * 3);
+        cr_assert_eq(interval_map_find(m, expect * 100 + 49, NULL), v);
+        expect += 100;
+    }
+    cr_assert_eq(expect, N);
+    for (uint64_t i = 0; i < N; i += 100) {
+        uint64_t w = i;
+        cr_assert_eq(interval_map_insert(m, i * 100 + 50, i * 100 + 99, &w), 0);
+        cr_assert_eq(interval_map_insert(m, i * 100 + 40, i * 100 + 60, &w), -EEXIST);
+    }
+    cr_assert_eq(interval_map_remove_within(m, 0, UINT64_MAX, NULL, NULL), 2 * N / 100);
+    g_rand_free(rng);
+    interval_map_free(m);
+}
+
 Test(interval_map, ascending_and_descending_fill_keeps_leaves_full)
 {
     interval_map *up = interval_map_new(8), *down = interval_map_new(8);
