@@ -503,6 +503,32 @@ Test(interval_map, a_map_that_shrank_gives_memory_back_and_keeps_its_entries)
     interval_map_free(m);
 }
 
+Test(interval_map, a_large_map_grows_into_huge_page_chunks_and_returns_them)
+{
+    /* 700k entries of 16-byte values: over 16 MiB of nodes, so the later
+     * chunks are the 2 MiB mmap'd ones. */
+    struct val16 {
+        uint64_t a, b;
+    } v;
+    interval_map *m = interval_map_new(sizeof(v));
+    size_t empty = interval_map_memory(m);
+    const uint64_t n = 700000;
+    for (uint64_t i = 0; i < n; i++) {
+        v = (struct val16){i, ~i};
+        cr_assert_eq(interval_map_insert(m, i << 12, (i << 12) + 4095, &v), 0);
+    }
+    cr_assert_gt(interval_map_memory(m), 16u << 20);
+    for (uint64_t i = 0; i < n; i += 9973) {
+        struct val16 *p = interval_map_find(m, (i << 12) + 17, NULL);
+        cr_assert_not_null(p);
+        cr_assert_eq(p->a, i);
+        cr_assert_eq(p->b, ~i);
+    }
+    cr_assert_eq(interval_map_remove_within(m, 0, UINT64_MAX, NULL, NULL), (int)n);
+    cr_assert_eq(interval_map_memory(m), empty);
+    interval_map_free(m);
+}
+
 Test(interval_map, ascending_and_descending_fill_keeps_leaves_full)
 {
     interval_map *up = interval_map_new(8), *down = interval_map_new(8);
