@@ -576,10 +576,17 @@ TRACE_EVENT_LIST(TRACE_SEMAPHORE_DECL_)
 
 /*
  * trace_<name>_fire - emits event <name> unconditionally (USDT probe and
- * the enabled outputs). Call it through TRACE().
+ * the enabled outputs), timestamped when it reaches the outputs. Call it
+ * through TRACE().
+ *
+ * trace_<name>_fire_at - the same with the event's time @ts_ns given by
+ * the caller, a trace_now_ns() reading it already has (0: read the clock
+ * as trace_<name>_fire does). Call it through TRACE_AT().
  */
 #define TRACE_FIRE_DECL_(name, doc)                                                                \
-    SHARED_API void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA));
+    SHARED_API void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA));      \
+    SHARED_API void trace_##name##_fire_at(uint64_t ts_ns,                                         \
+                                           TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA));
 TRACE_EVENT_LIST(TRACE_FIRE_DECL_)
 
 /**
@@ -590,14 +597,25 @@ TRACE_EVENT_LIST(TRACE_FIRE_DECL_)
  *   TRACE(request_done, type, domain, endpoint, virt_start, virt_end,
  *         phys_start, flags, status, latency_ns, batch);
  */
+/*
+ * TRACE_AT - TRACE with the event's time: @ts_ns, a trace_now_ns()
+ * reading the caller took anyway (for a latency field, or once for
+ * several events that happened at the same instant), saves the event its
+ * own clock read. Events reach the outputs with non-decreasing
+ * timestamps: a time older than an event another thread fired meanwhile
+ * is raised to that event's.
+ */
 #ifndef TRACE_COMPILED_OUT
 #define TRACE(name, ...) (trace_event_wanted(name) ? trace_##name##_fire(__VA_ARGS__) : (void)0)
+#define TRACE_AT(name, ts_ns, ...)                                                                 \
+    (trace_event_wanted(name) ? trace_##name##_fire_at((ts_ns), __VA_ARGS__) : (void)0)
 #else
 /* A build that measures what tracing costs compiles every event out; the
  * unevaluated sizeof keeps the arguments type-checked and "used". */
 #undef trace_event_wanted
 #define trace_event_wanted(name) 0
 #define TRACE(name, ...) ((void)sizeof((trace_##name##_fire(__VA_ARGS__), 0)))
+#define TRACE_AT(name, ts_ns, ...) ((void)sizeof((trace_##name##_fire_at((ts_ns), __VA_ARGS__), 0)))
 #endif
 
 /** trace_format - the line formats of stream outputs. */
@@ -631,10 +649,10 @@ SHARED_API int trace_set_stream(trace_format format, FILE *stream);
 /**
  * trace_open_path - like trace_set_stream with a file the library
  * creates (truncating it) at @path and closes when replaced or stopped.
- * A thread of the library writes it, so the firing thread only formats
- * the line: lines reach the file within 0.1 s, and at the latest when
- * trace_flush or trace_stop returns. Events are never dropped: a thread
- * that outruns the disk waits.
+ * A thread of the library formats and writes it, so the firing thread
+ * only copies the event's fields into a ring: lines reach the file within
+ * 0.1 s, and at the latest when trace_flush or trace_stop returns. Events
+ * are never dropped: a thread that outruns the writer waits for room.
  *
  * Returns 0; -EINVAL for an unknown @format; or the negative errno of the
  * failed open (-EAGAIN: no writer thread), with @error (may be NULL) set
