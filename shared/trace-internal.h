@@ -52,17 +52,56 @@ static inline void trace_field_store(trace_event *ev, const trace_field_info *f,
  */
 typedef struct trace_writer trace_writer;
 
+/* Slots in a writer's ring: 640 KiB, about a millisecond of events at
+ * full speed, and small enough to stay in the caches the producer and
+ * the writer share. A power of two. */
+#define TRACE_RING_SLOTS (8u * 1024)
+
+/*
+ * The producers' side of a writer's ring, the first member of every
+ * trace_writer, so that the fire path pushes inline. Producers change it
+ * under the fire lock only; the writer reads head and owns tail.
+ */
+typedef struct trace_ring {
+    trace_event *slots;
+    uint64_t head;      /* slots before it are published (release store) */
+    uint64_t tail_seen; /* the last tail a producer loaded */
+    /* The writer's position, on a cache line of its own: the writer
+     * stores it, producers load it only when the ring looks full or
+     * half full. */
+    _Alignas(64) uint64_t tail;
+} trace_ring;
+
 /* Starts a writer of @format lines for @file, which it owns from then on
  * (closed by trace_writer_close). Returns 0, or the negative errno of
  * pthread_create (-EAGAIN: no thread can be started; @file then stays
  * the caller's). */
 int trace_writer_new(FILE *file, trace_format format, trace_writer **out);
 
+/* Called by trace_ring_push when the ring is half full: wakes the writer
+ * if it sleeps (it polls, and may sleep up to 0.1 s). */
+void trace_writer_kick(trace_writer *w);
+
 /* True when a slot is free for trace_writer_push. */
-bool trace_writer_has_room(trace_writer *w);
+static inline bool trace_writer_has_room(trace_writer *w)
+{
+    trace_ring *r = (trace_ring *)(void *)w;
+    if (r->head - r->tail_seen < TRACE_RING_SLOTS)
+        return true;
+    r->tail_seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+    return r->head - r->tail_seen < TRACE_RING_SLOTS;
+}
 
 /* Copies @ev into the next slot; trace_writer_has_room must be true. */
-void trace_writer_push(trace_writer *w, const trace_event *ev);
+static inline void trace_writer_push(trace_writer *w, const trace_event *ev)
+{
+    trace_ring *r = (trace_ring *)(void *)w;
+    uint64_t head = r->head;
+    memcpy(&r->slots[head & (TRACE_RING_SLOTS - 1)], ev, sizeof(*ev));
+    __atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
+    if (__builtin_expect(head + 1 - r->tail_seen >= TRACE_RING_SLOTS / 2, 0))
+        trace_writer_kick(w);
+}
 
 /* Keeps @w alive for a producer that is about to release the fire lock
  * and call trace_writer_wait_room, which ends the hold. */

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -193,12 +194,185 @@ static inline void fire_unlock(void)
     __atomic_store_n(&fire_lock_word, 0, __ATOMIC_RELEASE);
 }
 
-uint64_t trace_now_ns(void)
+static uint64_t monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+/*
+ * The trace clock: CLOCK_MONOTONIC, read through the TSC where that is
+ * safe. clock_gettime() costs about three TSC reads here, and an event
+ * needs one reading, so on the request path it was the largest part of
+ * an event's cost.
+ *
+ * The TSC is used only on x86-64 when the kernel's own clocksource is
+ * "tsc" (the kernel found it invariant and synchronized across CPUs, so
+ * CLOCK_MONOTONIC is itself computed from it), unless VIOMMU_TRACE_TSC=0
+ * is set. A reading is anchor_ns + (tsc - anchor_tsc) * rate. The rate is
+ * measured against CLOCK_MONOTONIC from the first reading on, so its error
+ * shrinks as the baseline grows; the anchor is moved to a fresh
+ * CLOCK_MONOTONIC reading whenever the last one is older than the
+ * recalibration interval (1 ms at first, doubling to 100 ms). A reading
+ * is therefore CLOCK_MONOTONIC to within the rate error over one
+ * interval (microseconds at first, nanoseconds once the baseline is
+ * seconds long); a re-anchoring may move it back by that much, which the
+ * outputs absorb (timestamps never decrease in a file) and latencies
+ * saturate at 0.
+ */
+#if defined(__x86_64__)
+#include <x86intrin.h>
+
+/* 64x64-bit products and 96-bit dividends of the fixed-point rate. */
+__extension__ typedef unsigned __int128 u128;
+
+typedef struct tsc_clock {
+    /* Seqlock: odd while the parameters below change. */
+    unsigned seq;
+    uint64_t anchor_tsc;
+    uint64_t anchor_ns;
+    uint64_t rate;     /* nanoseconds per tick, 32.32 fixed point */
+    uint64_t next_tsc; /* recalibrate from this tick on */
+} tsc_clock;
+
+static tsc_clock tscc;
+static int tsc_state; /* 0 not decided, 1 in use, 2 not used */
+static int tsc_updating;
+static uint64_t first_tsc, first_ns; /* the long baseline */
+static uint64_t interval_ns = 1000000;
+
+static bool tsc_usable(void)
+{
+    const char *env = getenv("VIOMMU_TRACE_TSC");
+    if (env && strcmp(env, "0") == 0)
+        return false;
+    char buf[16] = {0};
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    return n >= 3 && strncmp(buf, "tsc", 3) == 0 && (buf[3] == '\n' || buf[3] == '\0');
+}
+
+/* Takes a (TSC, CLOCK_MONOTONIC) pair with the TSC read on both sides of
+ * the clock read, keeping the tightest of a few tries. */
+static void tsc_pair(uint64_t *tsc, uint64_t *ns)
+{
+    uint64_t best = UINT64_MAX;
+    *tsc = 0;
+    *ns = 0;
+    for (int i = 0; i < 5; i++) {
+        uint64_t a = __rdtsc();
+        uint64_t m = monotonic_ns();
+        uint64_t b = __rdtsc();
+        if (b - a < best) {
+            best = b - a;
+            *tsc = a + (b - a) / 2;
+            *ns = m;
+        }
+    }
+}
+
+static void tsc_publish(uint64_t anchor_tsc, uint64_t anchor_ns, uint64_t rate, uint64_t next)
+{
+    unsigned seq = __atomic_load_n(&tscc.seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.seq, seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&tscc.anchor_tsc, anchor_tsc, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.anchor_ns, anchor_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.rate, rate, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.next_tsc, next, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+/* Rate from the first pair to (@tsc, @ns), 32.32 fixed point. */
+static uint64_t tsc_rate(uint64_t tsc, uint64_t ns)
+{
+    uint64_t dt = tsc - first_tsc;
+    if (dt == 0)
+        return 1ull << 32;
+    return (uint64_t)(((u128)(ns - first_ns) << 32) / dt);
+}
+
+/* Decides whether to use the TSC and takes the first calibration, over
+ * about 50 us so the first interval's readings are already close. */
+static void tsc_init(void)
+{
+    if (!tsc_usable()) {
+        __atomic_store_n(&tsc_state, 2, __ATOMIC_RELEASE);
+        return;
+    }
+    tsc_pair(&first_tsc, &first_ns);
+    uint64_t tsc, ns;
+    do
+        tsc_pair(&tsc, &ns);
+    while (ns - first_ns < 50000);
+    uint64_t rate = tsc_rate(tsc, ns);
+    if (tsc <= first_tsc || rate == 0) {
+        __atomic_store_n(&tsc_state, 2, __ATOMIC_RELEASE);
+        return;
+    }
+    uint64_t ticks = (uint64_t)(((u128)interval_ns << 32) / rate);
+    tsc_publish(tsc, ns, rate, tsc + ticks);
+    __atomic_store_n(&tsc_state, 1, __ATOMIC_RELEASE);
+}
+
+/* Re-anchors the clock; one thread at a time, the others keep reading. */
+static void tsc_recalibrate(void)
+{
+    if (__atomic_exchange_n(&tsc_updating, 1, __ATOMIC_ACQUIRE))
+        return;
+    uint64_t tsc, ns;
+    tsc_pair(&tsc, &ns);
+    uint64_t rate = tsc_rate(tsc, ns);
+    if (interval_ns < 100000000)
+        interval_ns *= 2;
+    if (rate != 0) {
+        uint64_t ticks = (uint64_t)(((u128)interval_ns << 32) / rate);
+        tsc_publish(tsc, ns, rate, tsc + ticks);
+    }
+    __atomic_store_n(&tsc_updating, 0, __ATOMIC_RELEASE);
+}
+
+static pthread_once_t tsc_once = PTHREAD_ONCE_INIT;
+
+uint64_t trace_now_ns(void)
+{
+    int state = __atomic_load_n(&tsc_state, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(state == 0, 0)) {
+        pthread_once(&tsc_once, tsc_init);
+        state = __atomic_load_n(&tsc_state, __ATOMIC_ACQUIRE);
+    }
+    if (state != 1)
+        return monotonic_ns();
+    for (;;) {
+        unsigned seq = __atomic_load_n(&tscc.seq, __ATOMIC_ACQUIRE);
+        uint64_t tsc = __rdtsc();
+        uint64_t anchor_tsc = __atomic_load_n(&tscc.anchor_tsc, __ATOMIC_RELAXED);
+        uint64_t anchor_ns = __atomic_load_n(&tscc.anchor_ns, __ATOMIC_RELAXED);
+        uint64_t rate = __atomic_load_n(&tscc.rate, __ATOMIC_RELAXED);
+        uint64_t next = __atomic_load_n(&tscc.next_tsc, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if ((seq & 1) || __atomic_load_n(&tscc.seq, __ATOMIC_RELAXED) != seq)
+            continue;
+        if (__builtin_expect(tsc >= next, 0)) {
+            tsc_recalibrate();
+            continue;
+        }
+        /* Read on a CPU a few ticks behind the one that anchored. */
+        if (tsc < anchor_tsc)
+            return anchor_ns;
+        return anchor_ns + (uint64_t)(((u128)(tsc - anchor_tsc) * rate) >> 32);
+    }
+}
+#else
+uint64_t trace_now_ns(void)
+{
+    return monotonic_ns();
+}
+#endif
 
 static void update_enabled_locked(void)
 {
