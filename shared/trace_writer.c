@@ -300,9 +300,12 @@ int trace_writer_close(trace_writer *w)
     pthread_join(w->thread, NULL);
 
     int err = w->err;
-    /* Give back the blocks reserved past the end (same size: only
-     * the reservation goes). */
-    if (w->alloc_end > w->pos && ftruncate(w->fd, (off_t)w->pos) != 0 && !err)
+    /* Give back the blocks reserved past the end (truncating to the same
+     * size drops only the reservation), unless the file changed under us
+     * (the same path opened again for a new output). */
+    struct stat st;
+    if (w->alloc_end > w->pos && fstat(w->fd, &st) == 0 && (uint64_t)st.st_size == w->pos &&
+        ftruncate(w->fd, (off_t)w->pos) != 0 && !err)
         err = -errno;
     errno = 0;
     if (fclose(w->file) != 0 && !err)
