@@ -172,7 +172,16 @@ static void *writer_main(void *data)
                 pthread_mutex_lock(&w->mu);
                 if (w->room_waiters && !ring_over_half(w))
                     pthread_cond_broadcast(&w->cond);
+                /* A flusher need not wait for producers to pause. */
+                bool flushing = w->flush_to > w->written && tail >= w->flush_to;
                 pthread_mutex_unlock(&w->mu);
+                if (flushing) {
+                    write_text(w);
+                    pthread_mutex_lock(&w->mu);
+                    w->written = tail;
+                    pthread_cond_broadcast(&w->cond);
+                    pthread_mutex_unlock(&w->mu);
+                }
                 if (tail == head)
                     head = __atomic_load_n(&w->ring.head, __ATOMIC_ACQUIRE);
             }

@@ -1050,6 +1050,28 @@ Test(trace_writer, stopping_and_reopening_while_threads_fire_neither_deadlocks_n
     remove_temp(b);
 }
 
+Test(trace_writer, flush_returns_while_another_thread_keeps_firing)
+{
+    char *path = temp_path("busy.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    stopper_ctx c = {{5, 0}, 0};
+    GThread *th = g_thread_new("fire", produce_until_stopped, &c);
+    for (uint32_t i = 0; i < 5; i++) {
+        TRACE(batch_begin, 1000 + i);
+        cr_assert_eq(trace_flush(), 0);
+        char *text = read_file(path);
+        char *marker = g_strdup_printf(",\"event\":\"batch_begin\",\"batch\":%u}\n", 1000 + i);
+        cr_assert_not_null(strstr(text, marker), "flush %u returned before its event was written",
+                           i);
+        g_free(marker);
+        g_free(text);
+    }
+    __atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+    g_thread_join(th);
+    trace_stop();
+    remove_temp(path);
+}
+
 /* CLOCK_MONOTONIC in nanoseconds, as the test reads it itself. */
 static uint64_t monotonic(void)
 {
