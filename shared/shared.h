@@ -720,7 +720,16 @@ SHARED_API int trace_flush(void);
  */
 SHARED_API void trace_stop(void);
 
-/** trace_now_ns - CLOCK_MONOTONIC in nanoseconds, for latency fields. */
+/**
+ * trace_now_ns - the trace clock in nanoseconds, for latency fields and
+ * TRACE_AT: CLOCK_MONOTONIC, read through the TSC where the kernel's own
+ * clocksource is the TSC (x86-64; VIOMMU_TRACE_TSC=0 in the environment
+ * turns that off), with a rate measured against CLOCK_MONOTONIC and
+ * re-anchored to it at least every 0.1 s. A reading is within the rate's
+ * error over that interval of clock_gettime(CLOCK_MONOTONIC) (a few
+ * microseconds in the first milliseconds, nanoseconds once calibrated);
+ * a re-anchoring may set it back by that much.
+ */
 SHARED_API uint64_t trace_now_ns(void);
 
 /** trace_event_name - the name of @id, or NULL when @id is not an event. */

@@ -64,8 +64,12 @@ typedef struct trace_writer trace_writer;
  */
 typedef struct trace_ring {
     trace_event *slots;
-    uint64_t head;      /* slots before it are published (release store) */
+    uint64_t head;      /* the next slot to fill; producers only */
     uint64_t tail_seen; /* the last tail a producer loaded */
+    /* head as the writer sees it (release store after each slot), on a
+     * cache line of its own: the producers only store to it, so they
+     * never wait for the line the writer keeps reading. */
+    _Alignas(64) uint64_t published;
     /* The writer's position, on a cache line of its own: the writer
      * stores it, producers load it only when the ring looks full or
      * half full. */
@@ -98,7 +102,8 @@ static inline void trace_writer_push(trace_writer *w, const trace_event *ev)
     trace_ring *r = (trace_ring *)(void *)w;
     uint64_t head = r->head;
     memcpy(&r->slots[head & (TRACE_RING_SLOTS - 1)], ev, sizeof(*ev));
-    __atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
+    r->head = head + 1;
+    __atomic_store_n(&r->published, head + 1, __ATOMIC_RELEASE);
     if (__builtin_expect(head + 1 - r->tail_seen >= TRACE_RING_SLOTS / 2, 0))
         trace_writer_kick(w);
 }

@@ -72,6 +72,7 @@ struct trace_writer {
     int err; /* first write error since the last flush, negative errno */
 
     /* The writer thread's own. */
+    const trace_event *slots; /* ring.slots, read without touching the producers' line */
     char *text;
     size_t text_len;
     uint64_t pos;       /* bytes written to the file */
@@ -82,7 +83,7 @@ struct trace_writer {
 /* More than half the ring is in use. */
 static bool ring_over_half(trace_writer *w)
 {
-    return __atomic_load_n(&w->ring.head, __ATOMIC_ACQUIRE) -
+    return __atomic_load_n(&w->ring.published, __ATOMIC_ACQUIRE) -
                __atomic_load_n(&w->ring.tail, __ATOMIC_ACQUIRE) >
            RING_SLOTS / 2;
 }
@@ -130,7 +131,7 @@ static void format_slots(trace_writer *w, uint64_t from, uint64_t to)
     for (uint64_t i = from; i < to; i++) {
         if (w->text_len + TRACE_LINE_MAX > TEXT_BUF)
             write_text(w);
-        const trace_event *ev = &w->ring.slots[i & (RING_SLOTS - 1)];
+        const trace_event *ev = &w->slots[i & (RING_SLOTS - 1)];
         int n = trace_event_format(ev, w->format, w->text + w->text_len, TEXT_BUF - w->text_len);
         if (n > 0) {
             w->text_len += (size_t)n;
@@ -161,7 +162,7 @@ static void *writer_main(void *data)
     pthread_mutex_lock(&w->mu);
     for (;;) {
         uint64_t tail = w->ring.tail;
-        uint64_t head = __atomic_load_n(&w->ring.head, __ATOMIC_ACQUIRE);
+        uint64_t head = __atomic_load_n(&w->ring.published, __ATOMIC_ACQUIRE);
         if (head != tail) {
             pthread_mutex_unlock(&w->mu);
             while (tail != head) {
@@ -183,7 +184,7 @@ static void *writer_main(void *data)
                     pthread_mutex_unlock(&w->mu);
                 }
                 if (tail == head)
-                    head = __atomic_load_n(&w->ring.head, __ATOMIC_ACQUIRE);
+                    head = __atomic_load_n(&w->ring.published, __ATOMIC_ACQUIRE);
             }
             /* The ring is empty: what is formatted goes to the file now,
              * so a flush or a follower sees it. */
@@ -230,6 +231,7 @@ int trace_writer_new(FILE *file, trace_format format, trace_writer **out)
     if (w->prealloc)
         w->pos = w->alloc_end = (uint64_t)lseek(w->fd, 0, SEEK_CUR);
     w->ring.slots = g_new(trace_event, RING_SLOTS);
+    w->slots = w->ring.slots;
     w->text = g_malloc(TEXT_BUF);
     err = pthread_create(&w->thread, NULL, writer_main, w);
     if (err) {
@@ -281,7 +283,7 @@ void trace_writer_wait_room(trace_writer *w)
 
 int trace_writer_flush(trace_writer *w)
 {
-    uint64_t target = __atomic_load_n(&w->ring.head, __ATOMIC_ACQUIRE);
+    uint64_t target = __atomic_load_n(&w->ring.published, __ATOMIC_ACQUIRE);
     pthread_mutex_lock(&w->mu);
     if (w->written < target) {
         if (w->flush_to < target)
