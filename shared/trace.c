@@ -319,11 +319,13 @@ static void tsc_init(void)
     __atomic_store_n(&tsc_state, 1, __ATOMIC_RELEASE);
 }
 
-/* Re-anchors the clock; one thread at a time, the others keep reading. */
-static void tsc_recalibrate(void)
+/* Re-anchors the clock; one thread at a time, the others keep reading
+ * with the parameters they have. Returns true when it published new
+ * ones. */
+static bool tsc_recalibrate(void)
 {
     if (__atomic_exchange_n(&tsc_updating, 1, __ATOMIC_ACQUIRE))
-        return;
+        return false;
     uint64_t tsc, ns;
     tsc_pair(&tsc, &ns);
     uint64_t rate = tsc_rate(tsc, ns);
@@ -334,6 +336,7 @@ static void tsc_recalibrate(void)
         tsc_publish(tsc, ns, rate, tsc + ticks);
     }
     __atomic_store_n(&tsc_updating, 0, __ATOMIC_RELEASE);
+    return rate != 0;
 }
 
 static pthread_once_t tsc_once = PTHREAD_ONCE_INIT;
@@ -357,10 +360,8 @@ uint64_t trace_now_ns(void)
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if ((seq & 1) || __atomic_load_n(&tscc.seq, __ATOMIC_RELAXED) != seq)
             continue;
-        if (__builtin_expect(tsc >= next, 0)) {
-            tsc_recalibrate();
+        if (__builtin_expect(tsc >= next, 0) && tsc_recalibrate())
             continue;
-        }
         /* Read on a CPU a few ticks behind the one that anchored. */
         if (tsc < anchor_tsc)
             return anchor_ns;
