@@ -115,8 +115,28 @@ static inline char *store_last(char *p, uint64_t ascii, unsigned n)
     return p + n;
 }
 
+static const char digit_pairs[] = "00010203040506070809"
+                                  "10111213141516171819"
+                                  "20212223242526272829"
+                                  "30313233343536373839"
+                                  "40414243444546474849"
+                                  "50515253545556575859"
+                                  "60616263646566676869"
+                                  "70717273747576777879"
+                                  "80818283848586878889"
+                                  "90919293949596979899";
+
 static inline char *w_u64(char *p, uint64_t v)
 {
+    /* Most fields (types, IDs, statuses, flags) are one or two digits. */
+    if (v < 10) {
+        *p = (char)('0' + v);
+        return p + 1;
+    }
+    if (v < 100) {
+        memcpy(p, &digit_pairs[v * 2], 2);
+        return p + 2;
+    }
     if (v < 100000000u)
         return store_last(p, ascii8((uint32_t)v), decimal_digits(v));
     uint64_t low;
