@@ -469,8 +469,11 @@ typedef struct mapping_listener {
  * while tracing is off that costs one load and one predicted branch, and
  * the arguments are not evaluated. While it is on, the event goes to the
  * USDT probe viommu:<name> and to every output enabled below: text lines,
- * JSON Lines, a callback. Timestamps are nanoseconds since tracing was
- * last turned on from fully off.
+ * JSON Lines, a callback. Timestamps are nanoseconds of the trace clock
+ * (trace_now_ns) since tracing was last turned on from fully off. A file
+ * output (trace_open_path) is formatted and written by a thread of the
+ * library: the firing thread only copies the event's fields into its
+ * ring.
  *
  * The USDT probes sit in libviommu-shared.so (provider "viommu", probe =
  * event name, arguments = fields in order), behind the same branch. Each
@@ -480,7 +483,8 @@ typedef struct mapping_listener {
  * fires every probe whether a tracer is attached or not.
  *
  * The configuration functions and the events may be used from any
- * thread; outputs see events one at a time, in the order they fired.
+ * thread; outputs see events one at a time, in the order they fired,
+ * with timestamps that never decrease.
  */
 
 #include <stdio.h>
