@@ -501,8 +501,11 @@ typedef struct mapping_listener {
  * while tracing is off that costs one load and one predicted branch, and
  * the arguments are not evaluated. While it is on, the event goes to the
  * USDT probe viommu:<name> and to every output enabled below: text lines,
- * JSON Lines, a callback. Timestamps are nanoseconds since tracing was
- * last turned on from fully off.
+ * JSON Lines, a callback. Timestamps are nanoseconds of the trace clock
+ * (trace_now_ns) since tracing was last turned on from fully off. A file
+ * output (trace_open_path) is formatted and written by a thread of the
+ * library: the firing thread only copies the event's fields into its
+ * ring.
  *
  * The USDT probes sit in libviommu-shared.so (provider "viommu", probe =
  * event name, arguments = fields in order), behind the same branch. Each
@@ -512,7 +515,8 @@ typedef struct mapping_listener {
  * fires every probe whether a tracer is attached or not.
  *
  * The configuration functions and the events may be used from any
- * thread; outputs see events one at a time, in the order they fired.
+ * thread; outputs see events one at a time, in the order they fired,
+ * with timestamps that never decrease.
  */
 
 #include <stdio.h>
@@ -608,10 +612,17 @@ TRACE_EVENT_LIST(TRACE_SEMAPHORE_DECL_)
 
 /*
  * trace_<name>_fire - emits event <name> unconditionally (USDT probe and
- * the enabled outputs). Call it through TRACE().
+ * the enabled outputs), timestamped when it reaches the outputs. Call it
+ * through TRACE().
+ *
+ * trace_<name>_fire_at - the same with the event's time @ts_ns given by
+ * the caller, a trace_now_ns() reading it already has (0: read the clock
+ * as trace_<name>_fire does). Call it through TRACE_AT().
  */
 #define TRACE_FIRE_DECL_(name, doc)                                                                \
-    SHARED_API void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA));
+    SHARED_API void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA));      \
+    SHARED_API void trace_##name##_fire_at(uint64_t ts_ns,                                         \
+                                           TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA));
 TRACE_EVENT_LIST(TRACE_FIRE_DECL_)
 
 /**
@@ -622,14 +633,25 @@ TRACE_EVENT_LIST(TRACE_FIRE_DECL_)
  *   TRACE(request_done, type, domain, endpoint, virt_start, virt_end,
  *         phys_start, flags, status, latency_ns, batch);
  */
+/*
+ * TRACE_AT - TRACE with the event's time: @ts_ns, a trace_now_ns()
+ * reading the caller took anyway (for a latency field, or once for
+ * several events that happened at the same instant), saves the event its
+ * own clock read. Events reach the outputs with non-decreasing
+ * timestamps: a time older than an event another thread fired meanwhile
+ * is raised to that event's.
+ */
 #ifndef TRACE_COMPILED_OUT
 #define TRACE(name, ...) (trace_event_wanted(name) ? trace_##name##_fire(__VA_ARGS__) : (void)0)
+#define TRACE_AT(name, ts_ns, ...)                                                                 \
+    (trace_event_wanted(name) ? trace_##name##_fire_at((ts_ns), __VA_ARGS__) : (void)0)
 #else
 /* A build that measures what tracing costs compiles every event out; the
  * unevaluated sizeof keeps the arguments type-checked and "used". */
 #undef trace_event_wanted
 #define trace_event_wanted(name) 0
 #define TRACE(name, ...) ((void)sizeof((trace_##name##_fire(__VA_ARGS__), 0)))
+#define TRACE_AT(name, ts_ns, ...) ((void)sizeof((trace_##name##_fire_at((ts_ns), __VA_ARGS__), 0)))
 #endif
 
 /** trace_format - the line formats of stream outputs. */
@@ -663,10 +685,10 @@ SHARED_API int trace_set_stream(trace_format format, FILE *stream);
 /**
  * trace_open_path - like trace_set_stream with a file the library
  * creates (truncating it) at @path and closes when replaced or stopped.
- * A thread of the library writes it, so the firing thread only formats
- * the line: lines reach the file within 0.1 s, and at the latest when
- * trace_flush or trace_stop returns. Events are never dropped: a thread
- * that outruns the disk waits.
+ * A thread of the library formats and writes it, so the firing thread
+ * only copies the event's fields into a ring: lines reach the file within
+ * 0.1 s, and at the latest when trace_flush or trace_stop returns. Events
+ * are never dropped: a thread that outruns the writer waits for room.
  *
  * Returns 0; -EINVAL for an unknown @format; or the negative errno of the
  * failed open (-EAGAIN: no writer thread), with @error (may be NULL) set
@@ -734,7 +756,16 @@ SHARED_API int trace_flush(void);
  */
 SHARED_API void trace_stop(void);
 
-/** trace_now_ns - CLOCK_MONOTONIC in nanoseconds, for latency fields. */
+/**
+ * trace_now_ns - the trace clock in nanoseconds, for latency fields and
+ * TRACE_AT: CLOCK_MONOTONIC, read through the TSC where the kernel's own
+ * clocksource is the TSC (x86-64; VIOMMU_TRACE_TSC=0 in the environment
+ * turns that off), with a rate measured against CLOCK_MONOTONIC and
+ * re-anchored to it at least every 0.1 s. A reading is within the rate's
+ * error over that interval of clock_gettime(CLOCK_MONOTONIC) (a few
+ * microseconds in the first milliseconds, nanoseconds once calibrated);
+ * a re-anchoring may set it back by that much.
+ */
 SHARED_API uint64_t trace_now_ns(void);
 
 /** trace_event_name - the name of @id, or NULL when @id is not an event. */

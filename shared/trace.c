@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <glib.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -131,48 +133,278 @@ typedef struct stream_out {
     int err;              /* first write error since the last flush, negative errno */
 } stream_out;
 
-/* Everything below is guarded by lock; events are written one at a time
- * so lines never interleave and timestamps appear in order. (POSIX
- * threads rather than GMutex: ThreadSanitizer understands them.) */
+/*
+ * Two locks. The configuration lock guards the outputs' configuration
+ * and the synchronous outputs (FILE streams that trace_set_stream set,
+ * the callback): events reach those one at a time, so lines never
+ * interleave. (POSIX threads rather than GMutex: ThreadSanitizer
+ * understands them.) The fire lock is held only while an event is copied
+ * into the writers' rings: it orders producers and their timestamps, and
+ * keeps a writer alive while a producer uses it. Order: lock, then
+ * fire_lock, then a writer's own mutex.
+ */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static stream_out streams[2];
 static trace_callback_fn callback;
 static void *callback_opaque;
 static bool usdt_on;
-static uint64_t start_ns;
 /* Nonzero while a stream or the callback is on: with USDT alone, the fire
- * functions return after the probe without taking the lock. */
+ * functions return after the probe. */
 static int outputs_on;
+/* Nonzero while a synchronous output is on: events then go through the
+ * configuration lock. */
+static int sync_on;
 
-uint64_t trace_now_ns(void)
+/* A test-and-set lock: taking it is one atomic exchange and releasing it
+ * one store, cheaper than a mutex on the path of every event. It is held
+ * for a few dozen instructions, so a waiter spins briefly, then yields. */
+static int fire_lock_word;
+/* Guarded by the fire lock. */
+static trace_writer *rings[2];
+static uint64_t start_ns;
+static uint64_t last_ts; /* the latest timestamp given to an event */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+static void fire_lock_slow(void)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (!__atomic_load_n(&fire_lock_word, __ATOMIC_RELAXED) &&
+            !__atomic_exchange_n(&fire_lock_word, 1, __ATOMIC_ACQUIRE))
+            return;
+        if (spins < 64)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+static inline void fire_lock(void)
+{
+    if (__builtin_expect(__atomic_exchange_n(&fire_lock_word, 1, __ATOMIC_ACQUIRE) != 0, 0))
+        fire_lock_slow();
+}
+
+static inline void fire_unlock(void)
+{
+    __atomic_store_n(&fire_lock_word, 0, __ATOMIC_RELEASE);
+}
+
+static uint64_t monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * The trace clock: CLOCK_MONOTONIC, read through the TSC where that is
+ * safe. clock_gettime() costs about three TSC reads here, and an event
+ * needs one reading, so on the request path it was the largest part of
+ * an event's cost.
+ *
+ * The TSC is used only on x86-64 when the kernel's own clocksource is
+ * "tsc" (the kernel found it invariant and synchronized across CPUs, so
+ * CLOCK_MONOTONIC is itself computed from it), unless VIOMMU_TRACE_TSC=0
+ * is set. A reading is anchor_ns + (tsc - anchor_tsc) * rate. The rate is
+ * measured against CLOCK_MONOTONIC from the first reading on, so its error
+ * shrinks as the baseline grows; the anchor is moved to a fresh
+ * CLOCK_MONOTONIC reading whenever the last one is older than the
+ * recalibration interval (1 ms at first, doubling to 100 ms). A reading
+ * is therefore CLOCK_MONOTONIC to within the rate error over one
+ * interval (microseconds at first, nanoseconds once the baseline is
+ * seconds long); a re-anchoring may move it back by that much, which the
+ * outputs absorb (timestamps never decrease in a file) and latencies
+ * saturate at 0.
+ */
+#if defined(__x86_64__)
+#include <x86intrin.h>
+
+/* 64x64-bit products and 96-bit dividends of the fixed-point rate. */
+__extension__ typedef unsigned __int128 u128;
+
+typedef struct tsc_clock {
+    /* Seqlock: odd while the parameters below change. */
+    unsigned seq;
+    uint64_t anchor_tsc;
+    uint64_t anchor_ns;
+    uint64_t rate;     /* nanoseconds per tick, 32.32 fixed point */
+    uint64_t next_tsc; /* recalibrate from this tick on */
+} tsc_clock;
+
+static tsc_clock tscc;
+static int tsc_state; /* 0 not decided, 1 in use, 2 not used */
+static int tsc_updating;
+static uint64_t first_tsc, first_ns; /* the long baseline */
+static uint64_t interval_ns = 1000000;
+
+static bool tsc_usable(void)
+{
+    const char *env = getenv("VIOMMU_TRACE_TSC");
+    if (env && strcmp(env, "0") == 0)
+        return false;
+    char buf[16] = {0};
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    return n >= 3 && strncmp(buf, "tsc", 3) == 0 && (buf[3] == '\n' || buf[3] == '\0');
+}
+
+/* Takes a (TSC, CLOCK_MONOTONIC) pair with the TSC read on both sides of
+ * the clock read, keeping the tightest of a few tries. */
+static void tsc_pair(uint64_t *tsc, uint64_t *ns)
+{
+    uint64_t best = UINT64_MAX;
+    *tsc = 0;
+    *ns = 0;
+    for (int i = 0; i < 5; i++) {
+        uint64_t a = __rdtsc();
+        uint64_t m = monotonic_ns();
+        uint64_t b = __rdtsc();
+        if (b - a < best) {
+            best = b - a;
+            *tsc = a + (b - a) / 2;
+            *ns = m;
+        }
+    }
+}
+
+static void tsc_publish(uint64_t anchor_tsc, uint64_t anchor_ns, uint64_t rate, uint64_t next)
+{
+    unsigned seq = __atomic_load_n(&tscc.seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.seq, seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&tscc.anchor_tsc, anchor_tsc, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.anchor_ns, anchor_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.rate, rate, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.next_tsc, next, __ATOMIC_RELAXED);
+    __atomic_store_n(&tscc.seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+/* Rate from the first pair to (@tsc, @ns), 32.32 fixed point. */
+static uint64_t tsc_rate(uint64_t tsc, uint64_t ns)
+{
+    uint64_t dt = tsc - first_tsc;
+    if (dt == 0)
+        return 1ull << 32;
+    return (uint64_t)(((u128)(ns - first_ns) << 32) / dt);
+}
+
+/* Decides whether to use the TSC and takes the first calibration, over
+ * about 50 us so the first interval's readings are already close. */
+static void tsc_init(void)
+{
+    if (!tsc_usable()) {
+        __atomic_store_n(&tsc_state, 2, __ATOMIC_RELEASE);
+        return;
+    }
+    tsc_pair(&first_tsc, &first_ns);
+    uint64_t tsc, ns;
+    do
+        tsc_pair(&tsc, &ns);
+    while (ns - first_ns < 50000);
+    uint64_t rate = tsc_rate(tsc, ns);
+    if (tsc <= first_tsc || rate == 0) {
+        __atomic_store_n(&tsc_state, 2, __ATOMIC_RELEASE);
+        return;
+    }
+    uint64_t ticks = (uint64_t)(((u128)interval_ns << 32) / rate);
+    tsc_publish(tsc, ns, rate, tsc + ticks);
+    __atomic_store_n(&tsc_state, 1, __ATOMIC_RELEASE);
+}
+
+/* Re-anchors the clock; one thread at a time, the others keep reading
+ * with the parameters they have. Returns true when it published new
+ * ones. */
+static bool tsc_recalibrate(void)
+{
+    if (__atomic_exchange_n(&tsc_updating, 1, __ATOMIC_ACQUIRE))
+        return false;
+    uint64_t tsc, ns;
+    tsc_pair(&tsc, &ns);
+    uint64_t rate = tsc_rate(tsc, ns);
+    if (interval_ns < 100000000)
+        interval_ns *= 2;
+    if (rate != 0) {
+        uint64_t ticks = (uint64_t)(((u128)interval_ns << 32) / rate);
+        tsc_publish(tsc, ns, rate, tsc + ticks);
+    }
+    __atomic_store_n(&tsc_updating, 0, __ATOMIC_RELEASE);
+    return rate != 0;
+}
+
+static pthread_once_t tsc_once = PTHREAD_ONCE_INIT;
+
+uint64_t trace_now_ns(void)
+{
+    int state = __atomic_load_n(&tsc_state, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(state == 0, 0)) {
+        pthread_once(&tsc_once, tsc_init);
+        state = __atomic_load_n(&tsc_state, __ATOMIC_ACQUIRE);
+    }
+    if (state != 1)
+        return monotonic_ns();
+    for (;;) {
+        unsigned seq = __atomic_load_n(&tscc.seq, __ATOMIC_ACQUIRE);
+        uint64_t tsc = __rdtsc();
+        uint64_t anchor_tsc = __atomic_load_n(&tscc.anchor_tsc, __ATOMIC_RELAXED);
+        uint64_t anchor_ns = __atomic_load_n(&tscc.anchor_ns, __ATOMIC_RELAXED);
+        uint64_t rate = __atomic_load_n(&tscc.rate, __ATOMIC_RELAXED);
+        uint64_t next = __atomic_load_n(&tscc.next_tsc, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if ((seq & 1) || __atomic_load_n(&tscc.seq, __ATOMIC_RELAXED) != seq)
+            continue;
+        if (__builtin_expect(tsc >= next, 0) && tsc_recalibrate())
+            continue;
+        /* Read on a CPU a few ticks behind the one that anchored. */
+        if (tsc < anchor_tsc)
+            return anchor_ns;
+        return anchor_ns + (uint64_t)(((u128)(tsc - anchor_tsc) * rate) >> 32);
+    }
+}
+#else
+uint64_t trace_now_ns(void)
+{
+    return monotonic_ns();
+}
+#endif
+
 static void update_enabled_locked(void)
 {
     bool outputs = streams[TRACE_FORMAT_TEXT].file || streams[TRACE_FORMAT_JSONL].file || callback;
+    bool sync = callback ||
+                (streams[TRACE_FORMAT_TEXT].file && !streams[TRACE_FORMAT_TEXT].writer) ||
+                (streams[TRACE_FORMAT_JSONL].file && !streams[TRACE_FORMAT_JSONL].writer);
     bool on = outputs || usdt_on;
-    if (on && !trace_enabled_flag)
+    fire_lock();
+    if (on && !trace_enabled_flag) {
         start_ns = trace_now_ns();
+        last_ts = 0;
+    }
+    for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++)
+        rings[f] = streams[f].writer;
+    fire_unlock();
+    __atomic_store_n(&sync_on, sync ? 1 : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&outputs_on, outputs ? 1 : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&trace_enabled_flag, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
-/* Detaches @s, flushes it, and closes it when the library opened it. The
- * lock may be released meanwhile (joining a writer thread), so callers
- * that install a new stream loop until the slot stays empty. */
+/* Detaches @s, flushes it, and closes it when the library opened it. */
 static int stream_release_locked(stream_out *s)
 {
     stream_out old = *s;
     int err = old.err;
 
     *s = (stream_out){0};
-    update_enabled_locked();
+    update_enabled_locked(); /* the writer is out of the rings from here */
     if (old.writer) {
-        int e = trace_writer_close_locked(old.writer);
+        int e = trace_writer_close(old.writer);
         if (err == 0)
             err = e;
     } else if (old.file) {
@@ -184,47 +416,60 @@ static int stream_release_locked(stream_out *s)
 }
 
 /*
- * Waits until every writer has room for a line. A wait releases the lock,
- * so the streams are checked again until one pass needs no wait: then
- * the timestamp, taken next, is in file order even when threads had to
- * wait for the disk.
+ * Gives @ev its timestamp and copies it into every writer's ring, waiting
+ * (without the fire lock) while a ring is full. @now is the CLOCK_MONOTONIC
+ * time of the event. Timestamps are made non-decreasing in the order
+ * events enter the rings: an event whose time was read before another
+ * thread's event went in carries that event's timestamp instead.
  */
-static void wait_for_room_locked(void)
+static void push_event(trace_event *ev, uint64_t now)
 {
-    bool waited;
-    do {
-        waited = false;
-        for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++) {
-            if (streams[f].writer &&
-                trace_writer_make_room_locked(streams[f].writer, TRACE_LINE_MAX))
-                waited = true;
+    fire_lock();
+    for (;;) {
+        trace_writer *full = NULL;
+        for (unsigned f = 0; f < G_N_ELEMENTS(rings); f++) {
+            if (rings[f] && !trace_writer_has_room(rings[f])) {
+                full = rings[f];
+                break;
+            }
         }
-    } while (waited);
+        if (!full)
+            break;
+        trace_writer_hold(full);
+        fire_unlock();
+        trace_writer_wait_room(full);
+        fire_lock();
+    }
+    uint64_t ts = now > start_ns ? now - start_ns : 0;
+    if (ts < last_ts)
+        ts = last_ts;
+    last_ts = ts;
+    ev->ts_ns = ts;
+    for (unsigned f = 0; f < G_N_ELEMENTS(rings); f++) {
+        if (rings[f])
+            trace_writer_push(rings[f], ev);
+    }
+    fire_unlock();
 }
 
-static void dispatch(trace_event *ev)
+/* The synchronous outputs, and the rings, under the configuration lock. */
+static void dispatch_sync(trace_event *ev, uint64_t now)
 {
     char line[TRACE_LINE_MAX];
 
     pthread_mutex_lock(&lock);
-    wait_for_room_locked();
     /* Outputs may have been turned off between the caller's test and here. */
     if (!outputs_on)
         goto out;
-    uint64_t now = trace_now_ns();
-    ev->ts_ns = now > start_ns ? now - start_ns : 0;
+    push_event(ev, now);
     for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++) {
         stream_out *s = &streams[f];
-        if (!s->file)
+        if (!s->file || s->writer)
             continue;
         int n = trace_event_format(ev, (trace_format)f, line, sizeof(line));
         if (n < 0) {
             if (s->err == 0)
                 s->err = n;
-            continue;
-        }
-        if (s->writer) {
-            trace_writer_append_locked(s->writer, line, (size_t)n);
             continue;
         }
         errno = 0;
@@ -237,19 +482,34 @@ out:
     pthread_mutex_unlock(&lock);
 }
 
+static void dispatch(trace_event *ev, uint64_t ts_ns)
+{
+    uint64_t now = ts_ns ? ts_ns : trace_now_ns();
+    if (__atomic_load_n(&sync_on, __ATOMIC_RELAXED))
+        dispatch_sync(ev, now);
+    else
+        push_event(ev, now);
+}
+
 /* The fire functions: the USDT probe first (a nop unless a tracer is
- * attached), then the outputs. */
+ * attached), then the outputs. trace_<name>_fire is trace_<name>_fire_at
+ * with the time read when the event reaches the outputs. */
 #define FIRE_FN_(name, doc)                                                                        \
-    void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))                  \
+    void trace_##name##_fire_at(uint64_t ts_ns,                                                    \
+                                TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))               \
     {                                                                                              \
         TRACE_USDT_(name, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));                      \
         if (!__atomic_load_n(&outputs_on, __ATOMIC_RELAXED))                                       \
             return;                                                                                \
-        trace_event ev;                                                                            \
-        memset(&ev, 0, sizeof(ev));                                                                \
-        ev.id = TRACE_EV_##name;                                                                   \
-        ev.u.name = (trace_##name##_fields){TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)};    \
-        dispatch(&ev);                                                                             \
+        trace_event ev = {                                                                         \
+            .id = TRACE_EV_##name,                                                                 \
+            .u.name = {TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)},                         \
+        };                                                                                         \
+        dispatch(&ev, ts_ns);                                                                      \
+    }                                                                                              \
+    void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))                  \
+    {                                                                                              \
+        trace_##name##_fire_at(0, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));              \
     }
 #ifdef __clang__
 /* sdt.h's own internal macros pass an empty "..." (a GNU extension). */
@@ -266,7 +526,7 @@ int trace_set_stream(trace_format format, FILE *stream)
     if ((unsigned)format >= G_N_ELEMENTS(streams))
         return -EINVAL;
     pthread_mutex_lock(&lock);
-    while (streams[format].file)
+    if (streams[format].file)
         stream_release_locked(&streams[format]);
     streams[format].file = stream;
     update_enabled_locked();
@@ -286,16 +546,15 @@ int trace_open_path(trace_format format, const char *path, GError **error)
         return -e;
     }
     trace_writer *w;
-    pthread_mutex_lock(&lock);
-    int ret = trace_writer_new(f, &lock, &w);
+    int ret = trace_writer_new(f, format, &w);
     if (ret < 0) {
-        pthread_mutex_unlock(&lock);
         fclose(f);
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-ret),
                     "cannot start the writer thread for trace file %s: %s", path, g_strerror(-ret));
         return ret;
     }
-    while (streams[format].file)
+    pthread_mutex_lock(&lock);
+    if (streams[format].file)
         stream_release_locked(&streams[format]);
     streams[format].file = f;
     streams[format].writer = w;
@@ -337,9 +596,8 @@ int trace_flush(void)
         int err = s->err;
         s->err = 0;
         if (s->writer) {
-            /* May wait, releasing the lock; the writer stays alive until
-             * the wait ends even if the stream is replaced meanwhile. */
-            int e = trace_writer_flush_locked(s->writer);
+            /* Stays alive: closing it needs the lock this holds. */
+            int e = trace_writer_flush(s->writer);
             if (err == 0)
                 err = e;
         } else {
@@ -358,7 +616,7 @@ void trace_stop(void)
 {
     pthread_mutex_lock(&lock);
     for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++) {
-        while (streams[f].file)
+        if (streams[f].file)
             stream_release_locked(&streams[f]);
     }
     callback = NULL;

@@ -78,6 +78,7 @@ viommu *viommu_new(const viommu_config *cfg, GError **error)
     v->endpoints = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, endpoint_free);
     v->domains = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, domain_free);
     v->failures = g_array_new(FALSE, FALSE, sizeof(vi_failure));
+    v->trace_reqs = g_array_new(FALSE, FALSE, sizeof(vi_req_trace));
     v->events = g_new0(vi_event_buf, cfg->max_event_buffers);
     return v;
 }
@@ -89,6 +90,7 @@ void viommu_free(viommu *v)
     g_hash_table_destroy(v->domains);
     g_hash_table_destroy(v->endpoints);
     g_array_free(v->failures, TRUE);
+    g_array_free(v->trace_reqs, TRUE);
     g_free(v->touched);
     g_free(v->events);
     g_free(v);

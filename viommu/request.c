@@ -229,29 +229,40 @@ static bool read_body(const viommu_request *req, void *buf, size_t len)
     return vi_iov_read(req->readable, req->readable_count, 0, buf, len) == len;
 }
 
-static uint8_t do_attach(viommu *v, const viommu_request *req, uint32_t seq)
+static uint8_t do_attach(viommu *v, const viommu_request *req, uint32_t seq, vi_req_trace *tf)
 {
     struct virtio_iommu_req_attach r;
     const size_t len = offsetof(struct virtio_iommu_req_attach, tail);
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
+    if (tf) {
+        tf->decoded = true;
+        tf->domain = le32toh(r.domain);
+        tf->endpoint = le32toh(r.endpoint);
+        tf->flags = le32toh(r.flags);
+    }
     for (size_t i = 0; i < sizeof(r.reserved); i++)
         if (r.reserved[i])
             return VIRTIO_IOMMU_S_INVAL;
     return vi_attach(v, le32toh(r.domain), le32toh(r.endpoint), le32toh(r.flags), seq);
 }
 
-static uint8_t do_detach(viommu *v, const viommu_request *req, uint32_t seq)
+static uint8_t do_detach(viommu *v, const viommu_request *req, uint32_t seq, vi_req_trace *tf)
 {
     struct virtio_iommu_req_detach r;
     const size_t len = offsetof(struct virtio_iommu_req_detach, tail);
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
+    if (tf) {
+        tf->decoded = true;
+        tf->domain = le32toh(r.domain);
+        tf->endpoint = le32toh(r.endpoint);
+    }
     /* reserved is ignored, as the spec requires. */
     return vi_detach(v, le32toh(r.domain), le32toh(r.endpoint), seq);
 }
 
-static uint8_t do_map(viommu *v, const viommu_request *req, uint32_t seq)
+static uint8_t do_map(viommu *v, const viommu_request *req, uint32_t seq, vi_req_trace *tf)
 {
     struct virtio_iommu_req_map r;
     const size_t len = offsetof(struct virtio_iommu_req_map, tail);
@@ -259,11 +270,19 @@ static uint8_t do_map(viommu *v, const viommu_request *req, uint32_t seq)
         return VIRTIO_IOMMU_S_UNSUPP;
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
+    if (tf) {
+        tf->decoded = true;
+        tf->domain = le32toh(r.domain);
+        tf->virt_start = le64toh(r.virt_start);
+        tf->virt_end = le64toh(r.virt_end);
+        tf->phys_start = le64toh(r.phys_start);
+        tf->flags = le32toh(r.flags);
+    }
     return vi_map(v, le32toh(r.domain), le64toh(r.virt_start), le64toh(r.virt_end),
                   le64toh(r.phys_start), le32toh(r.flags), seq);
 }
 
-static uint8_t do_unmap(viommu *v, const viommu_request *req, uint32_t seq)
+static uint8_t do_unmap(viommu *v, const viommu_request *req, uint32_t seq, vi_req_trace *tf)
 {
     struct virtio_iommu_req_unmap r;
     const size_t len = offsetof(struct virtio_iommu_req_unmap, tail);
@@ -271,6 +290,12 @@ static uint8_t do_unmap(viommu *v, const viommu_request *req, uint32_t seq)
         return VIRTIO_IOMMU_S_UNSUPP;
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
+    if (tf) {
+        tf->decoded = true;
+        tf->domain = le32toh(r.domain);
+        tf->virt_start = le64toh(r.virt_start);
+        tf->virt_end = le64toh(r.virt_end);
+    }
     /* The spec lets the device refuse a non-zero reserved field; refusing
      * keeps a malformed request from changing state. */
     for (size_t i = 0; i < sizeof(r.reserved); i++)
@@ -281,7 +306,8 @@ static uint8_t do_unmap(viommu *v, const viommu_request *req, uint32_t seq)
 
 /* PROBE: properties written now (they do not depend on the batch's
  * outcome); returns the status and sets the tail's offset. */
-static uint8_t do_probe(viommu *v, viommu_request *req, size_t wlen, size_t *tail_at)
+static uint8_t do_probe(viommu *v, viommu_request *req, size_t wlen, size_t *tail_at,
+                        vi_req_trace *tf)
 {
     struct virtio_iommu_req_probe r;
     const uint32_t psize = v->cfg.probe_size;
@@ -294,6 +320,10 @@ static uint8_t do_probe(viommu *v, viommu_request *req, size_t wlen, size_t *tai
     if (!read_body(req, &r, sizeof(r))) {
         vi_iov_fill(req->writable, req->writable_count, 0, 0, psize);
         return VIRTIO_IOMMU_S_INVAL;
+    }
+    if (tf) {
+        tf->decoded = true;
+        tf->endpoint = le32toh(r.endpoint);
     }
     /* reserved is ignored, as the spec requires. */
     const vi_endpoint *ep = vi_endpoint_lookup(v, le32toh(r.endpoint));
@@ -321,8 +351,9 @@ static uint8_t do_probe(viommu *v, viommu_request *req, size_t wlen, size_t *tai
 }
 
 /* Runs one request; leaves the tail offset in used_len (tail written at
- * used_len - 4 when the batch ends) or status NONE. */
-static void run_request(viommu *v, viommu_request *req, uint32_t seq)
+ * used_len - 4 when the batch ends) or status NONE. @tf, when not NULL,
+ * receives the fields its request_done event reports. */
+static void run_request(viommu *v, viommu_request *req, uint32_t seq, vi_req_trace *tf)
 {
     struct virtio_iommu_req_head head;
     size_t wlen = vi_iov_size(req->writable, req->writable_count);
@@ -340,21 +371,21 @@ static void run_request(viommu *v, viommu_request *req, uint32_t seq)
         req->type = head.type;
         switch (head.type) {
         case VIRTIO_IOMMU_T_ATTACH:
-            status = do_attach(v, req, seq);
+            status = do_attach(v, req, seq, tf);
             break;
         case VIRTIO_IOMMU_T_DETACH:
-            status = do_detach(v, req, seq);
+            status = do_detach(v, req, seq, tf);
             break;
         case VIRTIO_IOMMU_T_MAP:
-            status = do_map(v, req, seq);
+            status = do_map(v, req, seq, tf);
             break;
         case VIRTIO_IOMMU_T_UNMAP:
-            status = do_unmap(v, req, seq);
+            status = do_unmap(v, req, seq, tf);
             break;
         case VIRTIO_IOMMU_T_PROBE:
             if (!vi_negotiated(v, VIRTIO_IOMMU_F_PROBE))
                 return; /* as an unknown type: used length 0 */
-            status = do_probe(v, req, wlen, &tail_at);
+            status = do_probe(v, req, wlen, &tail_at, tf);
             break;
         default:
             return; /* unknown type: used length 0, buffers untouched */
@@ -369,10 +400,18 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
     if (!v || (!reqs && n))
         return -EINVAL;
     vi_batch_start(v);
-    uint64_t trace_t0 = vi_trace_batch_wanted() ? vi_trace_batch_begin(v, reqs, n) : 0;
+    uint64_t trace_t0 = 0;
+    vi_req_trace *tf = NULL;
+    if (vi_trace_batch_wanted()) {
+        trace_t0 = vi_trace_batch_begin(v, reqs, n);
+        g_array_set_size(v->trace_reqs, n);
+        tf = (vi_req_trace *)(void *)v->trace_reqs->data;
+        if (n)
+            memset(tf, 0, n * sizeof(*tf));
+    }
     g_array_set_size(v->failures, 0);
     for (size_t i = 0; i < n; i++)
-        run_request(v, &reqs[i], (uint32_t)(i > UINT32_MAX ? UINT32_MAX : i));
+        run_request(v, &reqs[i], (uint32_t)(i > UINT32_MAX ? UINT32_MAX : i), tf ? &tf[i] : NULL);
     vi_batch_finish(v, collect_failure, v);
 
     if (v->failures->len) {
@@ -394,7 +433,7 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
         vi_iov_write(req->writable, req->writable_count, req->used_len - sizeof(tail), &tail,
                      sizeof(tail));
         if (trace_t0)
-            vi_trace_request_done(v, req, trace_t0);
+            vi_trace_request_done(v, req, &tf[i], trace_t0);
     }
     if (trace_t0)
         vi_trace_batch_end(v, n, trace_t0);

@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * trace_request.c - the request and batch trace events. They run only
- * while tracing is wanted, so they decode what they report from the
- * driver's buffers again instead of making the request path carry it.
+ * while tracing is wanted. A request_done reports the fields the request
+ * kept as it decoded them; only a request that stopped before decoding
+ * its body (unsupported, too short) has them read from the driver's
+ * buffers again.
+ *
+ * Clock reads: one at batch begin, which is also the time of every
+ * request_received (the VMM hands the whole notification over at once),
+ * one per request_done (its latency and its timestamp) and one at batch
+ * end.
  */
 #include <string.h>
 
@@ -21,17 +28,23 @@ uint64_t vi_trace_batch_begin(const viommu *v, const viommu_request *reqs, size_
 {
     uint64_t batch = v->stats.batches + 1;
     uint64_t t0 = trace_now_ns();
-    TRACE(batch_begin, batch);
+    TRACE_AT(batch_begin, t0, batch);
     /* The VMM hands over every request of the notification at once:
      * they are all received when the batch begins. */
     for (size_t i = 0; i < n; i++) {
         struct virtio_iommu_req_head head;
         uint32_t type = 0;
-        if (vi_iov_read(reqs[i].readable, reqs[i].readable_count, 0, &head, sizeof(head)) ==
-            sizeof(head))
+        const viommu_request *r = &reqs[i];
+        /* The head is almost always whole in the first buffer. */
+        if (r->readable_count && r->readable[0].iov_len >= sizeof(head)) {
+            memcpy(&head, r->readable[0].iov_base, sizeof(head));
             type = head.type;
+        } else if (vi_iov_read(r->readable, r->readable_count, 0, &head, sizeof(head)) ==
+                   sizeof(head)) {
+            type = head.type;
+        }
         uint32_t size = request_size(&reqs[i]);
-        TRACE(request_received, type, size, batch);
+        TRACE_AT(request_received, t0, type, size, batch);
     }
     return t0;
 }
@@ -43,64 +56,75 @@ static void read_request(const viommu_request *req, void *buf, size_t len)
     vi_iov_read(req->readable, req->readable_count, 0, buf, len);
 }
 
-void vi_trace_request_done(const viommu *v, const viommu_request *req, uint64_t t0)
+/* The fields of a request that was not decoded, read from its buffers
+ * as far as they go (the rest 0). */
+static void reread_fields(const viommu_request *req, vi_req_trace *f)
 {
-    uint32_t domain = 0, endpoint = 0, flags = 0;
-    uint64_t virt_start = 0, virt_end = 0, phys_start = 0;
-
+    memset(f, 0, sizeof(*f));
     switch (req->type) {
     case VIRTIO_IOMMU_T_ATTACH: {
         struct virtio_iommu_req_attach r;
         read_request(req, &r, offsetof(struct virtio_iommu_req_attach, tail));
-        domain = le32toh(r.domain);
-        endpoint = le32toh(r.endpoint);
-        flags = le32toh(r.flags);
+        f->domain = le32toh(r.domain);
+        f->endpoint = le32toh(r.endpoint);
+        f->flags = le32toh(r.flags);
         break;
     }
     case VIRTIO_IOMMU_T_DETACH: {
         struct virtio_iommu_req_detach r;
         read_request(req, &r, offsetof(struct virtio_iommu_req_detach, tail));
-        domain = le32toh(r.domain);
-        endpoint = le32toh(r.endpoint);
+        f->domain = le32toh(r.domain);
+        f->endpoint = le32toh(r.endpoint);
         break;
     }
     case VIRTIO_IOMMU_T_MAP: {
         struct virtio_iommu_req_map r;
         read_request(req, &r, offsetof(struct virtio_iommu_req_map, tail));
-        domain = le32toh(r.domain);
-        virt_start = le64toh(r.virt_start);
-        virt_end = le64toh(r.virt_end);
-        phys_start = le64toh(r.phys_start);
-        flags = le32toh(r.flags);
+        f->domain = le32toh(r.domain);
+        f->virt_start = le64toh(r.virt_start);
+        f->virt_end = le64toh(r.virt_end);
+        f->phys_start = le64toh(r.phys_start);
+        f->flags = le32toh(r.flags);
         break;
     }
     case VIRTIO_IOMMU_T_UNMAP: {
         struct virtio_iommu_req_unmap r;
         read_request(req, &r, offsetof(struct virtio_iommu_req_unmap, tail));
-        domain = le32toh(r.domain);
-        virt_start = le64toh(r.virt_start);
-        virt_end = le64toh(r.virt_end);
+        f->domain = le32toh(r.domain);
+        f->virt_start = le64toh(r.virt_start);
+        f->virt_end = le64toh(r.virt_end);
         break;
     }
     case VIRTIO_IOMMU_T_PROBE: {
         struct virtio_iommu_req_probe r;
         read_request(req, &r, sizeof(r));
-        endpoint = le32toh(r.endpoint);
+        f->endpoint = le32toh(r.endpoint);
         break;
     }
     default:
         break;
     }
+}
+
+void vi_trace_request_done(const viommu *v, const viommu_request *req, const vi_req_trace *f,
+                           uint64_t t0)
+{
+    vi_req_trace reread;
+    if (!f->decoded) {
+        reread_fields(req, &reread);
+        f = &reread;
+    }
     uint64_t now = trace_now_ns();
-    TRACE(request_done, req->type, domain, endpoint, virt_start, virt_end, phys_start, flags,
-          (uint32_t)req->status, now > t0 ? now - t0 : 0, v->stats.batches + 1);
+    TRACE_AT(request_done, now, req->type, f->domain, f->endpoint, f->virt_start, f->virt_end,
+             f->phys_start, f->flags, (uint32_t)req->status, now > t0 ? now - t0 : 0,
+             v->stats.batches + 1);
 }
 
 void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0)
 {
     uint64_t now = trace_now_ns();
-    TRACE(batch_end, v->stats.batches + 1, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
-          now > t0 ? now - t0 : 0);
+    TRACE_AT(batch_end, now, v->stats.batches + 1, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
+             now > t0 ? now - t0 : 0);
 }
 
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint)

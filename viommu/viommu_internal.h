@@ -80,6 +80,9 @@ struct viommu {
     size_t ntouched;
     size_t touched_cap;
     GArray *failures; /* vi_failure, collected at batch_end */
+    /* vi_req_trace of each request of the batch being traced: the fields
+     * its request_done reports, kept as the request decodes them. */
+    GArray *trace_reqs;
 
     /* Event queue: posted buffers (a ring) or an attached virtqueue. */
     vi_event_buf *events;
@@ -166,9 +169,23 @@ void vi_batch_start(viommu *v);
 void vi_batch_finish(viommu *v, mapping_failed_fn failed, void *fail_opaque);
 uint8_t vi_errno_status(int err);
 
+/* The fields of a request that its request_done event reports, as the
+ * request decoded them; when it did not (unsupported, too short), the
+ * event reads them from the driver's buffers itself. */
+typedef struct vi_req_trace {
+    bool decoded;
+    uint32_t domain;
+    uint32_t endpoint;
+    uint32_t flags;
+    uint64_t virt_start;
+    uint64_t virt_end;
+    uint64_t phys_start;
+} vi_req_trace;
+
 /* trace_request.c: the request and batch trace events, called only while
  * vi_trace_batch_wanted(). vi_trace_batch_begin returns the batch's start
- * time, which the others take as @t0. */
+ * time (trace_now_ns()), which the others take as @t0: every request of
+ * the batch was received then. */
 #ifdef TRACE_COMPILED_OUT
 #define vi_trace_batch_wanted() 0
 #else
@@ -181,7 +198,8 @@ uint8_t vi_errno_status(int err);
                      0)
 #endif
 uint64_t vi_trace_batch_begin(const viommu *v, const viommu_request *reqs, size_t n);
-void vi_trace_request_done(const viommu *v, const viommu_request *req, uint64_t t0);
+void vi_trace_request_done(const viommu *v, const viommu_request *req, const vi_req_trace *f,
+                           uint64_t t0);
 void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0);
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
 

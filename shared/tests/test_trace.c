@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <inttypes.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "shared.h"
@@ -846,4 +848,250 @@ Test(trace_usdt, the_shared_library_has_one_probe_per_event_with_its_fields)
                      trace_event_name((trace_event_id)id), counts[id]);
     cr_assert_eq(probes, TRACE_EVENT_COUNT);
     g_free(cmd);
+}
+
+/* ------------------------------------------------------------------ */
+/* The writer thread: binary hand-off, ordering, flush, errors, stop   */
+/* ------------------------------------------------------------------ */
+
+#define PRODUCERS 4
+#define PER_PRODUCER 30000 /* with 4 threads, several times the writer's ring */
+
+typedef struct producer {
+    uint32_t id;
+    uint32_t count;
+} producer;
+
+/* Fires endpoint_attached(id, i) for every i, every third one with
+ * TRACE_AT and a time read before the others. */
+static gpointer produce(gpointer data)
+{
+    const producer *p = data;
+    for (uint32_t i = 0; i < p->count; i++) {
+        if (i % 3 == 0) {
+            uint64_t t = trace_now_ns();
+            TRACE_AT(endpoint_attached, t, p->id, i);
+        } else {
+            TRACE(endpoint_attached, p->id, i);
+        }
+    }
+    return NULL;
+}
+
+/* Splits @text into lines in place (no copy per line, fast under ASan). */
+static GPtrArray *split_lines(char *text)
+{
+    GPtrArray *lines = g_ptr_array_new();
+    char *p = text;
+    while (*p) {
+        char *nl = strchr(p, '\n');
+        cr_assert_not_null(nl, "the file ends with a whole line");
+        *nl = '\0';
+        g_ptr_array_add(lines, p);
+        p = nl + 1;
+    }
+    return lines;
+}
+
+Test(trace_writer, events_of_several_threads_are_each_written_once_in_timestamp_order)
+{
+    char *path = temp_path("producers.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    producer p[PRODUCERS];
+    GThread *threads[PRODUCERS];
+    for (uint32_t t = 0; t < PRODUCERS; t++) {
+        p[t] = (producer){t, PER_PRODUCER};
+        threads[t] = g_thread_new("produce", produce, &p[t]);
+    }
+    for (unsigned t = 0; t < PRODUCERS; t++)
+        g_thread_join(threads[t]);
+    cr_assert_eq(trace_flush(), 0);
+    trace_stop();
+
+    char *text = read_file(path);
+    GPtrArray *lines = split_lines(text);
+    cr_assert_eq(lines->len, PRODUCERS * PER_PRODUCER);
+    uint32_t next[PRODUCERS] = {0};
+    uint64_t last_ts = 0;
+    for (unsigned i = 0; i < lines->len; i++) {
+        const char *line = g_ptr_array_index(lines, i);
+        trace_event ev;
+        cr_assert_eq(trace_event_parse_json(line, strlen(line), &ev, NULL), 0, "%s", line);
+        cr_assert_eq(ev.id, TRACE_EV_endpoint_attached);
+        uint32_t t = ev.u.endpoint_attached.endpoint;
+        cr_assert_lt(t, PRODUCERS);
+        /* Each thread's events in its order: every one present, once. */
+        cr_assert_eq(ev.u.endpoint_attached.domain, next[t], "%s", line);
+        next[t]++;
+        cr_assert_geq(ev.ts_ns, last_ts, "line %u: %s", i + 1, line);
+        last_ts = ev.ts_ns;
+    }
+    for (unsigned t = 0; t < PRODUCERS; t++)
+        cr_assert_eq(next[t], PER_PRODUCER);
+    g_ptr_array_free(lines, TRUE);
+    g_free(text);
+    remove_temp(path);
+}
+
+Test(trace_writer, a_given_time_is_the_event_timestamp_and_never_goes_back)
+{
+    char *path = temp_path("at.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    uint64_t t = trace_now_ns();
+    TRACE_AT(batch_begin, t, 1);
+    TRACE_AT(batch_begin, t + 12345, 2);
+    TRACE_AT(batch_begin, t, 3); /* older than the event before it */
+    cr_assert_eq(trace_flush(), 0);
+    trace_stop();
+
+    char *text = read_file(path);
+    GPtrArray *lines = split_lines(text);
+    cr_assert_eq(lines->len, 3);
+    trace_event ev[3];
+    for (unsigned i = 0; i < 3; i++) {
+        const char *line = g_ptr_array_index(lines, i);
+        cr_assert_eq(trace_event_parse_json(line, strlen(line), &ev[i], NULL), 0);
+        cr_assert_eq(ev[i].u.batch_begin.batch, i + 1);
+    }
+    cr_assert_eq(ev[1].ts_ns - ev[0].ts_ns, 12345);
+    cr_assert_eq(ev[2].ts_ns, ev[1].ts_ns, "an older time is raised to the latest timestamp");
+    g_ptr_array_free(lines, TRUE);
+    g_free(text);
+    remove_temp(path);
+}
+
+Test(trace_writer, flush_returns_once_every_line_fired_before_it_is_in_the_file)
+{
+    char *path = temp_path("flush-threads.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    producer p = {7, 20000};
+    GThread *th = g_thread_new("produce", produce, &p);
+    g_thread_join(th);
+    TRACE(batch_begin, 99);
+    /* The file is read while the output stays open: no stop, no close. */
+    cr_assert_eq(trace_flush(), 0);
+    char *text = read_file(path);
+    GPtrArray *lines = split_lines(text);
+    cr_assert_eq(lines->len, 20000 + 1);
+    cr_assert(g_str_has_suffix(g_ptr_array_index(lines, 20000), "\"batch\":99}"));
+    g_ptr_array_free(lines, TRUE);
+    g_free(text);
+    trace_stop();
+    remove_temp(path);
+}
+
+Test(trace_writer, write_errors_are_reported_by_flush_and_nothing_blocks)
+{
+    /* /dev/full fails every write with ENOSPC. */
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, "/dev/full", NULL), 0);
+    for (uint32_t i = 0; i < 3 * 8192; i++) /* more than the ring holds */
+        TRACE(domain_destroyed, i, i);
+    cr_assert_eq(trace_flush(), -ENOSPC);
+    /* Reported once: the next flush, with nothing new, is clean. */
+    cr_assert_eq(trace_flush(), 0);
+    TRACE(domain_destroyed, 1, 1);
+    cr_assert_eq(trace_flush(), -ENOSPC);
+    trace_stop();
+}
+
+typedef struct stopper_ctx {
+    producer p;
+    int stop;
+} stopper_ctx;
+
+/* Fires until told to stop, whatever the outputs are doing. */
+static gpointer produce_until_stopped(gpointer data)
+{
+    stopper_ctx *c = data;
+    uint32_t i = 0;
+    while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED))
+        TRACE(endpoint_detached, c->p.id, i++);
+    return NULL;
+}
+
+Test(trace_writer, stopping_and_reopening_while_threads_fire_neither_deadlocks_nor_loses_lines)
+{
+    char *a = temp_path("race-a.jsonl"), *b = temp_path("race-b.txt");
+    stopper_ctx c[3];
+    GThread *threads[3];
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, a, NULL), 0);
+    for (uint32_t t = 0; t < 3; t++) {
+        c[t] = (stopper_ctx){{t, 0}, 0};
+        threads[t] = g_thread_new("fire", produce_until_stopped, &c[t]);
+    }
+    for (int round = 0; round < 20; round++) {
+        /* Replace, stop, and reopen both formats under the producers. */
+        cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, round % 2 ? a : b, NULL), 0);
+        cr_assert_eq(trace_open_path(TRACE_FORMAT_TEXT, round % 2 ? b : a, NULL), 0);
+        g_usleep(2000);
+        trace_stop();
+        cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, a, NULL), 0);
+        g_usleep(1000);
+    }
+    for (unsigned t = 0; t < 3; t++)
+        __atomic_store_n(&c[t].stop, 1, __ATOMIC_RELAXED);
+    for (unsigned t = 0; t < 3; t++)
+        g_thread_join(threads[t]);
+    cr_assert_eq(trace_flush(), 0);
+    trace_stop();
+
+    /* The last file holds whole lines only, each a valid event. */
+    char *text = read_file(a);
+    GPtrArray *lines = split_lines(text);
+    for (unsigned i = 0; i < lines->len; i++) {
+        const char *line = g_ptr_array_index(lines, i);
+        trace_event ev;
+        cr_assert_eq(trace_event_parse_json(line, strlen(line), &ev, NULL), 0, "%s", line);
+        cr_assert_eq(ev.id, TRACE_EV_endpoint_detached);
+    }
+    g_ptr_array_free(lines, TRUE);
+    g_free(text);
+    remove_temp(a);
+    remove_temp(b);
+}
+
+Test(trace_writer, flush_returns_while_another_thread_keeps_firing)
+{
+    char *path = temp_path("busy.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    stopper_ctx c = {{5, 0}, 0};
+    GThread *th = g_thread_new("fire", produce_until_stopped, &c);
+    for (uint32_t i = 0; i < 5; i++) {
+        TRACE(batch_begin, 1000 + i);
+        cr_assert_eq(trace_flush(), 0);
+        char *text = read_file(path);
+        char *marker = g_strdup_printf(",\"event\":\"batch_begin\",\"batch\":%u}\n", 1000 + i);
+        cr_assert_not_null(strstr(text, marker), "flush %u returned before its event was written",
+                           i);
+        g_free(marker);
+        g_free(text);
+    }
+    __atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+    g_thread_join(th);
+    trace_stop();
+    remove_temp(path);
+}
+
+/* CLOCK_MONOTONIC in nanoseconds, as the test reads it itself. */
+static uint64_t monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+Test(trace_clock, the_trace_clock_reads_clock_monotonic)
+{
+    /* Over several recalibration intervals: between a CLOCK_MONOTONIC
+     * reading before and one after, within the calibration's error (a
+     * few microseconds; 100 us allowed). */
+    const uint64_t slack = 100000;
+    for (int i = 0; i < 40; i++) {
+        uint64_t before = monotonic();
+        uint64_t t = trace_now_ns();
+        uint64_t after = monotonic();
+        cr_assert_geq(t + slack, before, "reading %d: %" PRIu64 " before %" PRIu64, i, t, before);
+        cr_assert_leq(t, after + slack, "reading %d: %" PRIu64 " after %" PRIu64, i, t, after);
+        g_usleep(1000 + (gulong)i * 200);
+    }
 }

@@ -12,8 +12,8 @@
 
 static const char summarize_description[] =
     "FILE is a JSON Lines trace (viommu --trace=jsonl=FILE ...) or a QEMU\n"
-    "log with virtio_iommu_* events, plain or xz-compressed; the format is\n"
-    "recognised from the content. A QEMU log's requests run through the\n"
+    "log with virtio_iommu_* events, either plain or xz-compressed; the\n"
+    "format is recognised from the content. A QEMU log's requests run through the\n"
     "device model (as 'viommu replay' does) for their statuses and batches.\n"
     "\n"
     "Prints: requests by type and status; MAP sizes as a power-of-two\n"
@@ -26,7 +26,8 @@ static const char summarize_description[] =
     "Exit status: 0, or 2 for bad options, unreadable input or a malformed line.";
 
 static const char convert_description[] =
-    "Converts between QEMU's log format (plain or xz) and JSON Lines. QEMU\n"
+    "Converts between QEMU's log format and JSON Lines, either read plain or\n"
+    "xz-compressed. QEMU\n"
     "to JSON Lines runs the log's requests through the device model and\n"
     "writes the events it fires; JSON Lines to QEMU writes each request as\n"
     "the line QEMU prints for it, with queue events that keep the batches,\n"

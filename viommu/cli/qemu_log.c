@@ -701,3 +701,15 @@ int qemu_log_reader_next(qemu_log_reader *r, qemu_log_event *ev, GError **error)
             return ret;
     }
 }
+
+int qemu_log_reader_next_line(qemu_log_reader *r, const char **line, size_t *len, GError **error)
+{
+    int ret = next_line(r, error);
+    if (ret <= 0)
+        return ret;
+    if (r->line_too_long)
+        return malformed(error, r->lineno, "the line is longer than %d bytes", QEMU_LOG_MAX_LINE);
+    *line = r->line;
+    *len = r->line_len;
+    return 1;
+}

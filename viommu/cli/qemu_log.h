@@ -2,6 +2,9 @@
 /*
  * qemu_log.h - a reader for QEMU's trace log (the lines QEMU prints with
  * `-trace 'virtio_iommu_*'` and the log backend), plain or xz-compressed.
+ * Its file handling (standard input, xz detection and decoding, line
+ * assembly) also serves the JSON Lines reader, through
+ * qemu_log_reader_next_line().
  *
  * Every line is either an event this module knows (the virtio-iommu
  * requests, the virtio queue events that show the batches, the device's
@@ -152,6 +155,19 @@ int qemu_log_reader_new_fd(int fd, const char *name, qemu_log_reader **out, GErr
  * stream (the reader is then at its end), -ENOMEM.
  */
 int qemu_log_reader_next(qemu_log_reader *r, qemu_log_event *ev, GError **error);
+
+/**
+ * qemu_log_reader_next_line - the next line of the file as text, without
+ * its newline, whatever it holds: for readers of other line formats that
+ * share the file handling (standard input, xz). @line stays valid until
+ * the next call on @r.
+ *
+ * Returns 1 with a line, 0 at the end of the file, -EINVAL for a line
+ * longer than QEMU_LOG_MAX_LINE (QEMU_LOG_ERROR_MALFORMED; the next call
+ * continues with the following line), -EIO for a read error or a corrupt
+ * or truncated xz stream (the reader is then at its end), -ENOMEM.
+ */
+int qemu_log_reader_next_line(qemu_log_reader *r, const char **line, size_t *len, GError **error);
 
 /** qemu_log_reader_line - the number of the last line read (0 before any). */
 uint64_t qemu_log_reader_line(const qemu_log_reader *r);

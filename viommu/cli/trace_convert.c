@@ -19,6 +19,54 @@ static int open_error(const char *path, int err, GError **error)
     return -err;
 }
 
+/* JSON Lines when the first non-blank character is '{' (or there is
+ * none); @text holds @n bytes of the file's start. Sets *@decided when a
+ * non-blank character was found. */
+static trace_file_format format_of_text(const char *text, size_t n, bool *decided)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')
+            continue;
+        *decided = true;
+        return text[i] == '{' ? TRACE_FILE_JSONL : TRACE_FILE_QEMU;
+    }
+    return TRACE_FILE_JSONL;
+}
+
+/* The format of an xz-compressed file, from its decompressed lines. */
+static int detect_xz(const char *path, trace_file_format *out, GError **error)
+{
+    qemu_log_reader *r = NULL;
+    int ret = qemu_log_reader_open(path, &r, error);
+    if (ret < 0)
+        return ret;
+    *out = TRACE_FILE_JSONL;
+    for (;;) {
+        const char *line;
+        size_t len;
+        GError *lerr = NULL;
+        ret = qemu_log_reader_next_line(r, &line, &len, &lerr);
+        if (ret == -EINVAL) {
+            /* A line too long for either reader: not ours. */
+            g_clear_error(&lerr);
+            *out = TRACE_FILE_QEMU;
+            ret = 0;
+            break;
+        }
+        if (ret <= 0) {
+            if (ret < 0)
+                g_propagate_error(error, lerr);
+            break;
+        }
+        bool decided = false;
+        *out = format_of_text(line, len, &decided);
+        if (decided)
+            break;
+    }
+    qemu_log_reader_free(r);
+    return ret < 0 ? ret : 0;
+}
+
 int trace_file_detect(const char *path, trace_file_format *out, GError **error)
 {
     static const unsigned char xz_magic[6] = {0xfd, '7', 'z', 'X', 'Z', 0};
@@ -31,44 +79,49 @@ int trace_file_detect(const char *path, trace_file_format *out, GError **error)
     fclose(f);
     if (err)
         return open_error(path, err, error);
-    *out = TRACE_FILE_JSONL;
-    if (n >= sizeof(xz_magic) && memcmp(buf, xz_magic, sizeof(xz_magic)) == 0) {
-        *out = TRACE_FILE_QEMU;
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n')
-            continue;
-        if (buf[i] != '{')
-            *out = TRACE_FILE_QEMU;
-        break;
-    }
+    if (n >= sizeof(xz_magic) && memcmp(buf, xz_magic, sizeof(xz_magic)) == 0)
+        return detect_xz(path, out, error);
+    bool decided = false;
+    *out = format_of_text((const char *)buf, n, &decided);
     return 0;
 }
 
 int trace_jsonl_read(const char *path, trace_event_fn fn, void *opaque, GError **error)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
-    if (!f)
-        return open_error(path, errno, error);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    uint64_t lineno = 0;
-    int ret = 0;
-
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
+    qemu_log_reader *r = NULL;
+    GError *oerr = NULL;
+    /* The QEMU log reader's file handling: standard input, xz. */
+    int ret = qemu_log_reader_open(path, &r, &oerr);
+    if (ret < 0) {
+        g_clear_error(&oerr);
+        return open_error(path, -ret, error);
+    }
+    for (;;) {
+        const char *line;
+        size_t len;
+        GError *lerr = NULL;
+        ret = qemu_log_reader_next_line(r, &line, &len, &lerr);
+        if (ret == 0)
+            break;
+        if (ret < 0) {
+            if (ret == -EINVAL)
+                g_set_error(error, TRACE_ERROR, TRACE_ERROR_PARSE, "%s: %s", path,
+                            lerr ? lerr->message : "malformed");
+            else
+                g_propagate_error(error, g_steal_pointer(&lerr));
+            g_clear_error(&lerr);
+            break;
+        }
         bool blank = true;
-        for (ssize_t i = 0; i < len && blank; i++)
+        for (size_t i = 0; i < len && blank; i++)
             blank = line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n';
         if (blank)
             continue;
         trace_event ev;
         GError *perr = NULL;
-        if (trace_event_parse_json(line, (size_t)len, &ev, &perr) < 0) {
+        if (trace_event_parse_json(line, len, &ev, &perr) < 0) {
             g_set_error(error, TRACE_ERROR, TRACE_ERROR_PARSE, "%s: line %" PRIu64 ": %s", path,
-                        lineno, perr ? perr->message : "malformed");
+                        qemu_log_reader_line(r), perr ? perr->message : "malformed");
             g_clear_error(&perr);
             ret = -EINVAL;
             break;
@@ -77,12 +130,8 @@ int trace_jsonl_read(const char *path, trace_event_fn fn, void *opaque, GError *
         if (ret < 0)
             break;
     }
-    if (ret == 0 && ferror(f))
-        ret = open_error(path, EIO, error);
-    free(line);
-    if (f != stdin)
-        fclose(f);
-    return ret;
+    qemu_log_reader_free(r);
+    return ret < 0 ? ret : 0;
 }
 
 /* ---- QEMU -> JSON Lines ---------------------------------------------- */

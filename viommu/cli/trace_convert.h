@@ -34,11 +34,12 @@ typedef enum trace_file_format {
 } trace_file_format;
 
 /**
- * trace_file_detect - which format @path holds: xz-compressed or a first
- * non-blank character other than '{' means QEMU's. An empty file is
- * JSON Lines (it holds no event either way).
+ * trace_file_detect - which format @path holds, plain or xz-compressed: a
+ * first non-blank character other than '{' (after decompression) means
+ * QEMU's. An empty file is JSON Lines (it holds no event either way).
  *
- * Returns 0, or a negative errno from open or read with @error set.
+ * Returns 0, or a negative errno from open or read (-EIO also for a
+ * corrupt xz stream) with @error set.
  */
 int trace_file_detect(const char *path, trace_file_format *out, GError **error);
 
@@ -47,10 +48,13 @@ typedef int (*trace_event_fn)(void *opaque, const trace_event *ev);
 
 /**
  * trace_jsonl_read - calls @fn for every event of the JSON Lines file at
- * @path ("-": standard input), skipping blank lines.
+ * @path ("-": standard input), plain or xz-compressed (recognised by its
+ * magic bytes, as QEMU logs are), skipping blank lines.
  *
- * Returns 0; -EINVAL for a malformed line, with @error naming its number
- * and what is wrong; a negative errno from open or read; or @fn's value.
+ * Returns 0; -EINVAL for a malformed line or one longer than
+ * QEMU_LOG_MAX_LINE, with @error naming its number and what is wrong; a
+ * negative errno from open or read (-EIO also for a corrupt or truncated
+ * xz stream); or @fn's value.
  */
 int trace_jsonl_read(const char *path, trace_event_fn fn, void *opaque, GError **error);
 

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,6 +22,23 @@ static char *write_temp(const char *text)
     cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
     return path;
+}
+
+/* @path compressed with the xz command, as @path.xz (the caller frees it). */
+static char *xz_file(const char *path)
+{
+    char *out = g_strdup_printf("%s.xz", path);
+    char *cmd = g_strdup_printf("xz -kc '%s' > '%s'", path, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    g_free(cmd);
+    return out;
+}
+
+static int count_event(void *opaque, const trace_event *ev)
+{
+    GArray *seen = opaque;
+    g_array_append_val(seen, *ev);
+    return 0;
 }
 
 static char *to_qemu(const char *jsonl, int *ret, GError **error)
@@ -119,4 +137,94 @@ Test(trace_convert, a_malformed_line_is_reported_with_its_number)
     cr_assert_not_null(strstr(err->message, "line 3"), "%s", err->message);
     g_clear_error(&err);
     free(out);
+}
+
+Test(trace_convert, xz_compressed_json_lines_are_detected_and_read_like_the_plain_file)
+{
+    char text[64 * 1024] = "";
+    /* Blank lines first, then more than one xz block of events. */
+    strcat(text, "\n  \n");
+    for (unsigned i = 0; i < 400; i++) {
+        char line[128];
+        snprintf(line, sizeof(line), "{\"ts\":%u,\"event\":\"batch_begin\",\"batch\":%u}\n", i * 10,
+                 i + 1);
+        strcat(text, line);
+    }
+    char *plain = write_temp(text);
+    char *xz = xz_file(plain);
+
+    trace_file_format f = TRACE_FILE_QEMU;
+    cr_assert_eq(trace_file_detect(xz, &f, NULL), 0);
+    cr_assert_eq(f, TRACE_FILE_JSONL);
+
+    GArray *seen = g_array_new(FALSE, FALSE, sizeof(trace_event));
+    cr_assert_eq(trace_jsonl_read(xz, count_event, seen, NULL), 0);
+    cr_assert_eq(seen->len, 400);
+    for (unsigned i = 0; i < seen->len; i++) {
+        const trace_event *ev = &g_array_index(seen, trace_event, i);
+        cr_assert_eq(ev->id, TRACE_EV_batch_begin);
+        cr_assert_eq(ev->ts_ns, (uint64_t)i * 10);
+        cr_assert_eq(ev->u.batch_begin.batch, i + 1);
+    }
+    g_array_free(seen, TRUE);
+    g_unlink(plain);
+    g_unlink(xz);
+    g_free(plain);
+    g_free(xz);
+}
+
+Test(trace_convert, an_xz_compressed_qemu_log_is_still_a_qemu_log)
+{
+    trace_file_format f = TRACE_FILE_JSONL;
+    cr_assert_eq(trace_file_detect(TEST_DATA_DIR "/strict.trace.log.xz", &f, NULL), 0);
+    cr_assert_eq(f, TRACE_FILE_QEMU);
+}
+
+Test(trace_convert, a_malformed_line_of_an_xz_file_is_reported_with_its_number)
+{
+    char *plain = write_temp("{\"ts\":0,\"event\":\"batch_begin\",\"batch\":1}\n"
+                             "{\"ts\":1,\"event\":\"batch_begin\"}\n");
+    char *xz = xz_file(plain);
+    GArray *seen = g_array_new(FALSE, FALSE, sizeof(trace_event));
+    GError *err = NULL;
+    cr_assert_eq(trace_jsonl_read(xz, count_event, seen, &err), -EINVAL);
+    cr_assert_not_null(err);
+    cr_assert_not_null(strstr(err->message, "line 2"), "%s", err->message);
+    cr_assert_eq(seen->len, 1);
+    g_clear_error(&err);
+    g_array_free(seen, TRUE);
+    g_unlink(plain);
+    g_unlink(xz);
+    g_free(plain);
+    g_free(xz);
+}
+
+Test(trace_convert, a_truncated_xz_file_is_a_read_error)
+{
+    char text[16 * 1024] = "";
+    for (unsigned i = 0; i < 200; i++) {
+        char line[128];
+        snprintf(line, sizeof(line),
+                 "{\"ts\":%u,\"event\":\"batch_end\",\"batch\":%u,"
+                 "\"requests\":1,\"latency_ns\":%u}\n",
+                 i, i, i * 7);
+        strcat(text, line);
+    }
+    char *plain = write_temp(text);
+    char *xz = xz_file(plain);
+    gchar *data = NULL;
+    gsize len = 0;
+    cr_assert(g_file_get_contents(xz, &data, &len, NULL));
+    cr_assert(g_file_set_contents(xz, data, (gssize)(len - 12), NULL));
+    GArray *seen = g_array_new(FALSE, FALSE, sizeof(trace_event));
+    GError *err = NULL;
+    cr_assert_eq(trace_jsonl_read(xz, count_event, seen, &err), -EIO);
+    cr_assert_not_null(err);
+    g_clear_error(&err);
+    g_array_free(seen, TRUE);
+    g_free(data);
+    g_unlink(plain);
+    g_unlink(xz);
+    g_free(plain);
+    g_free(xz);
 }

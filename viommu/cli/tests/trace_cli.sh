@@ -7,7 +7,9 @@
 #                                         command's parser and device model
 #   trace_cli.sh roundtrip VIOMMU TRACE   QEMU -> JSON Lines -> QEMU keeps
 #                                         every request line, and replaying
-#                                         the result gives the same summary
+#                                         the result gives the same summary;
+#                                         the JSON Lines compressed with xz
+#                                         summarize and convert the same
 #   trace_cli.sh global VIOMMU TRACE      --trace=jsonl=PATH works before any
 #                                         command and records every request
 set -eu
@@ -154,6 +156,20 @@ roundtrip)
     if "$viommu" trace convert --to jsonl "$tmp/t.jsonl" "$tmp/x" 2>/dev/null; then
         fail "converting JSON Lines to JSON Lines succeeded"
     fi
+    # xz-compressed JSON Lines read as the plain file does (a prefix of
+    # the file, so compressing it stays quick).
+    head -n 50000 "$tmp/t.jsonl" >"$tmp/p.jsonl"
+    xz -0 -kc "$tmp/p.jsonl" >"$tmp/p.jsonl.xz"
+    "$viommu" trace summarize --json "$tmp/p.jsonl" >"$tmp/p.json" || fail "summarize failed"
+    "$viommu" trace summarize --json "$tmp/p.jsonl.xz" >"$tmp/x.json" ||
+        fail "summarize of the xz-compressed JSON Lines failed"
+    cmp -s "$tmp/p.json" "$tmp/x.json" || fail "xz summary differs: $(cat "$tmp/x.json")"
+    echo "ok: the xz-compressed JSON Lines summarize as the plain file"
+    "$viommu" trace convert "$tmp/p.jsonl" "$tmp/p.log" || fail "convert of the prefix failed"
+    "$viommu" trace convert "$tmp/p.jsonl.xz" "$tmp/x.log" ||
+        fail "convert of the xz-compressed JSON Lines failed"
+    cmp -s "$tmp/p.log" "$tmp/x.log" || fail "xz conversion differs from the plain one"
+    echo "ok: the xz-compressed JSON Lines convert as the plain file"
     ;;
 global)
     "$viommu" --trace="jsonl=$tmp/run.jsonl" replay --quiet "$trace" >/dev/null ||
