@@ -34,15 +34,10 @@ uint64_t vi_trace_batch_begin(const viommu *v, const viommu_request *reqs, size_
     for (size_t i = 0; i < n; i++) {
         struct virtio_iommu_req_head head;
         uint32_t type = 0;
-        const viommu_request *r = &reqs[i];
-        /* The head is almost always whole in the first buffer. */
-        if (r->readable_count && r->readable[0].iov_len >= sizeof(head)) {
-            memcpy(&head, r->readable[0].iov_base, sizeof(head));
+        /* vi_iov_read copies inline when the head is in the first buffer. */
+        if (vi_iov_read(reqs[i].readable, reqs[i].readable_count, 0, &head, sizeof(head)) ==
+            sizeof(head))
             type = head.type;
-        } else if (vi_iov_read(r->readable, r->readable_count, 0, &head, sizeof(head)) ==
-                   sizeof(head)) {
-            type = head.type;
-        }
         uint32_t size = request_size(&reqs[i]);
         TRACE_AT(request_received, t0, type, size, batch);
     }
