@@ -43,86 +43,124 @@ static inline void trace_field_store(trace_event *ev, const trace_field_info *f,
 }
 
 /*
- * trace_writer - formats and writes a trace file from its own thread
- * (trace_writer.c). Producers hand it binary events.
- *
- * trace_writer_has_room, trace_writer_push and trace_writer_hold are
- * called with the fire lock (trace.c) held, which serializes producers;
- * the other functions without it.
+ * The file outputs' path (trace_writer.c). Every thread that fires an
+ * event while a file output is on copies it, still binary, into a ring
+ * of its own; one writer thread drains the rings of every thread, merges
+ * them by time, formats the lines and writes them to the open files. A
+ * producer takes no lock and executes no atomic read-modify-write: it
+ * stores the event into its next slot and publishes it with a release
+ * store, so its cost is the stores themselves.
  */
-typedef struct trace_writer trace_writer;
 
-/* Slots in a writer's ring: 640 KiB, about a millisecond of events at
- * full speed, and small enough to stay in the caches the producer and
- * the writer share. A power of two. */
-#define TRACE_RING_SLOTS (8u * 1024)
+/* Slots in a thread's ring: 80 KiB. A power of two. */
+#define TRACE_RING_SLOTS 1024u
+/* Events a producer stages before it copies them into its ring: 2560
+ * bytes, whole cache lines. Divides TRACE_RING_SLOTS. */
+#define TRACE_RING_GROUP 32u
 
 /*
- * The producers' side of a writer's ring, the first member of every
- * trace_writer, so that the fire path pushes inline. Producers change it
- * under the fire lock only; the writer reads head and owns tail.
+ * One thread's ring. The owner fills the slots of a private stage, which
+ * stays in its cache, and copies them into the ring with streaming stores
+ * (x86-64), which go to memory without taking the lines: the writer's
+ * reads then never take a line the owner will write again, which would
+ * make the owner's later stores wait for the other core. The owner does
+ * that when a group is full and whenever it publishes (trace_ring_publish:
+ * after every event of a fire function, at the end of a request batch).
+ * Its fields, its published count and the writer's position are on
+ * separate cache lines.
  */
-typedef struct trace_ring {
-    trace_event *slots;
-    uint64_t head;      /* the next slot to fill; producers only */
-    uint64_t tail_seen; /* the last tail a producer loaded */
-    /* head as the writer sees it (release store after each slot), on a
-     * cache line of its own: the producers only store to it, so they
-     * never wait for the line the writer keeps reading. */
+struct trace_ring {
+    trace_event *slots; /* ts_ns: the absolute trace clock reading */
+    uint64_t head;      /* events put; the owner thread only */
+    uint64_t copied;    /* events copied into slots and published */
+    uint64_t tail_seen; /* the last tail the owner loaded */
+    /* Event i is staged in stage[i % TRACE_RING_GROUP] until copied. */
+    _Alignas(64) trace_event stage[TRACE_RING_GROUP];
+    /* copied, as the writer sees it: a release store. */
     _Alignas(64) uint64_t published;
-    /* The writer's position, on a cache line of its own: the writer
-     * stores it, producers load it only when the ring looks full or
-     * half full. */
+    /* The writer's position: a release store after it formatted slots. */
     _Alignas(64) uint64_t tail;
-} trace_ring;
+    /* Guarded by the writer's mutex. */
+    struct trace_ring *next;
+    bool dead; /* the owner thread exited */
+};
 
-/* Starts a writer of @format lines for @file, which it owns from then on
- * (closed by trace_writer_close). Returns 0, or the negative errno of
- * pthread_create (-EAGAIN: no thread can be started; @file then stays
- * the caller's). */
-int trace_writer_new(FILE *file, trace_format format, trace_writer **out);
+/* A new ring for the calling thread, registered with the writer. */
+trace_ring *trace_ring_new(void);
 
-/* Called by trace_ring_push when the ring is half full: wakes the writer
- * if it sleeps (it polls, and may sleep up to 0.1 s). */
-void trace_writer_kick(trace_writer *w);
+/* The owner thread of @r exits: the writer frees @r once drained. */
+void trace_ring_retire(trace_ring *r);
 
-/* True when a slot is free for trace_writer_push. */
-static inline bool trace_writer_has_room(trace_writer *w)
+/* trace_ring_wait_room (shared.h) is the slow path of trace_ring_room;
+ * trace_ring_publish (shared.h) copies the staged events into the ring
+ * and publishes them. */
+
+/* True when @r has a free slot, waiting for one if it must. */
+static inline bool trace_ring_room(trace_ring *r)
 {
-    trace_ring *r = (trace_ring *)(void *)w;
-    if (r->head - r->tail_seen < TRACE_RING_SLOTS)
+    if (__builtin_expect(r->head - r->tail_seen < TRACE_RING_SLOTS, 1))
         return true;
     r->tail_seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
-    return r->head - r->tail_seen < TRACE_RING_SLOTS;
+    return r->head - r->tail_seen < TRACE_RING_SLOTS || trace_ring_wait_room(r);
 }
 
-/* Copies @ev into the next slot; trace_writer_has_room must be true. */
-static inline void trace_writer_push(trace_writer *w, const trace_event *ev)
+/* The stage slot of the next event; trace_ring_room must be true. */
+static inline trace_event *trace_ring_stage(trace_ring *r)
 {
-    trace_ring *r = (trace_ring *)(void *)w;
-    uint64_t head = r->head;
-    memcpy(&r->slots[head & (TRACE_RING_SLOTS - 1)], ev, sizeof(*ev));
-    r->head = head + 1;
-    __atomic_store_n(&r->published, head + 1, __ATOMIC_RELEASE);
-    if (__builtin_expect(head + 1 - r->tail_seen >= TRACE_RING_SLOTS / 2, 0))
-        trace_writer_kick(w);
+    return &r->stage[r->head % TRACE_RING_GROUP];
 }
 
-/* Keeps @w alive for a producer that is about to release the fire lock
- * and call trace_writer_wait_room, which ends the hold. */
-void trace_writer_hold(trace_writer *w);
+/* Counts the event filled through trace_ring_stage, publishing the group
+ * it completes. */
+static inline void trace_ring_staged(trace_ring *r)
+{
+    if (++r->head % TRACE_RING_GROUP == 0)
+        trace_ring_publish(r);
+}
 
-/* Waits until a slot is free or @w is being closed. The caller then
- * takes the fire lock again and must look @w up anew. */
-void trace_writer_wait_room(trace_writer *w);
+/*
+ * trace_ring_put_<name>(r, ts_ns, fields...) - stages event <name> with
+ * time @ts_ns (a trace_now_ns() reading) in @r; the event is dropped only
+ * when the files went off while @r was full. The writer sees it once
+ * published (trace_ring_publish, or a full group). The fire functions
+ * use them, and so can a hot loop of the project that took its thread's
+ * ring from trace_thread_ring() once and publishes when it is done. Such
+ * a caller must fire its events through TRACE() instead while a tracer
+ * is attached to their USDT probes (their semaphores are nonzero): the
+ * puts have no probes.
+ */
+#define TRACE_RING_PUT_FN_(name, doc)                                                              \
+    static inline void trace_ring_put_##name(trace_ring *r, uint64_t ts_ns,                        \
+                                             TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))  \
+    {                                                                                              \
+        if (!trace_ring_room(r))                                                                   \
+            return;                                                                                \
+        /* Stored straight into the stage, field by field. */                                      \
+        trace_event *ev = trace_ring_stage(r);                                                     \
+        ev->id = TRACE_EV_##name;                                                                  \
+        ev->ts_ns = ts_ns;                                                                         \
+        ev->u.name = (trace_##name##_fields){TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)};   \
+        trace_ring_staged(r);                                                                      \
+    }
+TRACE_EVENT_LIST(TRACE_RING_PUT_FN_)
 
-/* Waits until every event pushed so far is written. Returns 0, or the
- * first write or format error since the last flush. */
-int trace_writer_flush(trace_writer *w);
+/*
+ * The file outputs, one per format, called under trace.c's configuration
+ * lock. trace_files_attach hands @file over (closed by trace_files_detach)
+ * and starts the writer thread when it is the first: it returns 0, or the
+ * negative errno of pthread_create, @file then staying the caller's.
+ * Events whose time is before @since_ns of the first file of a run are
+ * not written (they were fired while no file was on); ts counts from
+ * @origin_ns, the time tracing was turned on.
+ */
+int trace_files_attach(trace_format format, FILE *file, uint64_t since_ns, uint64_t origin_ns);
 
-/* Writes what is left, stops the thread, closes the file and frees @w.
- * The caller must have made @w unreachable for producers first (under
- * the fire lock). Returns 0 or the first error since the last flush. */
-int trace_writer_close(trace_writer *w);
+/* Writes every event fired before the call, then closes the file of
+ * @format. Returns 0 or the first write error since the last flush. */
+int trace_files_detach(trace_format format);
+
+/* Waits until every event fired before the call is in the files. Returns
+ * 0, or the first write or format error since the last flush. */
+int trace_files_flush(void);
 
 #endif /* SHARED_TRACE_INTERNAL_H */

@@ -129,19 +129,18 @@ TRACE_EVENT_LIST(SEMAPHORE_DEF_)
 
 typedef struct stream_out {
     FILE *file;
-    trace_writer *writer; /* set for files trace_open_path opened */
-    int err;              /* first write error since the last flush, negative errno */
+    bool threaded; /* a file trace_open_path opened: the writer thread's */
+    int err;       /* first write error since the last flush, negative errno */
 } stream_out;
 
 /*
- * Two locks. The configuration lock guards the outputs' configuration
- * and the synchronous outputs (FILE streams that trace_set_stream set,
- * the callback): events reach those one at a time, so lines never
+ * The configuration lock guards the outputs' configuration and the
+ * synchronous outputs (FILE streams that trace_set_stream set, the
+ * callback): events reach those one at a time, so lines never
  * interleave. (POSIX threads rather than GMutex: ThreadSanitizer
- * understands them.) The fire lock is held only while an event is copied
- * into the writers' rings: it orders producers and their timestamps, and
- * keeps a writer alive while a producer uses it. Order: lock, then
- * fire_lock, then a writer's own mutex.
+ * understands them.) Events bound for the files trace_open_path opened
+ * take no lock: each thread copies them into a ring of its own, which the
+ * writer thread drains (trace_writer.c).
  */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static stream_out streams[2];
@@ -154,44 +153,52 @@ static int outputs_on;
 /* Nonzero while a synchronous output is on: events then go through the
  * configuration lock. */
 static int sync_on;
-
-/* A test-and-set lock: taking it is one atomic exchange and releasing it
- * one store, cheaper than a mutex on the path of every event. It is held
- * for a few dozen instructions, so a waiter spins briefly, then yields. */
-static int fire_lock_word;
-/* Guarded by the fire lock. */
-static trace_writer *rings[2];
+/* Nonzero while a file output is on: events then go into the rings. */
+static int files_on;
+/* Guarded by the configuration lock. */
 static uint64_t start_ns;
-static uint64_t last_ts; /* the latest timestamp given to an event */
+static uint64_t sync_last_ts; /* the latest timestamp given to a synchronous output */
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#else
-#define cpu_relax() ((void)0)
-#endif
+/* The calling thread's ring, made at its first event for a file. */
+static __thread trace_ring *thread_ring __attribute__((tls_model("initial-exec")));
+static pthread_key_t ring_key;
+static pthread_once_t ring_key_once = PTHREAD_ONCE_INIT;
 
-static void fire_lock_slow(void)
+static void ring_thread_exit(void *r)
 {
-    for (unsigned spins = 0;; spins++) {
-        if (!__atomic_load_n(&fire_lock_word, __ATOMIC_RELAXED) &&
-            !__atomic_exchange_n(&fire_lock_word, 1, __ATOMIC_ACQUIRE))
-            return;
-        if (spins < 64)
-            cpu_relax();
-        else
-            sched_yield();
-    }
+    trace_ring_retire(r);
 }
 
-static inline void fire_lock(void)
+static void ring_key_init(void)
 {
-    if (__builtin_expect(__atomic_exchange_n(&fire_lock_word, 1, __ATOMIC_ACQUIRE) != 0, 0))
-        fire_lock_slow();
+    if (pthread_key_create(&ring_key, ring_thread_exit) != 0)
+        abort(); /* only when the process has no keys left */
 }
 
-static inline void fire_unlock(void)
+static trace_ring *thread_ring_new(void)
 {
-    __atomic_store_n(&fire_lock_word, 0, __ATOMIC_RELEASE);
+    pthread_once(&ring_key_once, ring_key_init);
+    trace_ring *r = trace_ring_new();
+    pthread_setspecific(ring_key, r);
+    thread_ring = r;
+    return r;
+}
+
+/* The calling thread's ring, made at its first event for a file. */
+static inline trace_ring *ring_for_event(void)
+{
+    trace_ring *r = thread_ring;
+    if (__builtin_expect(r == NULL, 0))
+        r = thread_ring_new();
+    return r;
+}
+
+trace_ring *trace_thread_ring(void)
+{
+    if (!__atomic_load_n(&files_on, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&sync_on, __ATOMIC_RELAXED))
+        return NULL;
+    return ring_for_event();
 }
 
 static uint64_t monotonic_ns(void)
@@ -379,17 +386,15 @@ static void update_enabled_locked(void)
 {
     bool outputs = streams[TRACE_FORMAT_TEXT].file || streams[TRACE_FORMAT_JSONL].file || callback;
     bool sync = callback ||
-                (streams[TRACE_FORMAT_TEXT].file && !streams[TRACE_FORMAT_TEXT].writer) ||
-                (streams[TRACE_FORMAT_JSONL].file && !streams[TRACE_FORMAT_JSONL].writer);
+                (streams[TRACE_FORMAT_TEXT].file && !streams[TRACE_FORMAT_TEXT].threaded) ||
+                (streams[TRACE_FORMAT_JSONL].file && !streams[TRACE_FORMAT_JSONL].threaded);
+    bool files = streams[TRACE_FORMAT_TEXT].threaded || streams[TRACE_FORMAT_JSONL].threaded;
     bool on = outputs || usdt_on;
-    fire_lock();
     if (on && !trace_enabled_flag) {
         start_ns = trace_now_ns();
-        last_ts = 0;
+        sync_last_ts = 0;
     }
-    for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++)
-        rings[f] = streams[f].writer;
-    fire_unlock();
+    __atomic_store_n(&files_on, files ? 1 : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&sync_on, sync ? 1 : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&outputs_on, outputs ? 1 : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&trace_enabled_flag, on ? 1 : 0, __ATOMIC_RELAXED);
@@ -402,9 +407,9 @@ static int stream_release_locked(stream_out *s)
     int err = old.err;
 
     *s = (stream_out){0};
-    update_enabled_locked(); /* the writer is out of the rings from here */
-    if (old.writer) {
-        int e = trace_writer_close(old.writer);
+    update_enabled_locked();
+    if (old.threaded) {
+        int e = trace_files_detach((trace_format)(s - streams));
         if (err == 0)
             err = e;
     } else if (old.file) {
@@ -415,44 +420,9 @@ static int stream_release_locked(stream_out *s)
     return err;
 }
 
-/*
- * Gives @ev its timestamp and copies it into every writer's ring, waiting
- * (without the fire lock) while a ring is full. @now is the CLOCK_MONOTONIC
- * time of the event. Timestamps are made non-decreasing in the order
- * events enter the rings: an event whose time was read before another
- * thread's event went in carries that event's timestamp instead.
- */
-static void push_event(trace_event *ev, uint64_t now)
-{
-    fire_lock();
-    for (;;) {
-        trace_writer *full = NULL;
-        for (unsigned f = 0; f < G_N_ELEMENTS(rings); f++) {
-            if (rings[f] && !trace_writer_has_room(rings[f])) {
-                full = rings[f];
-                break;
-            }
-        }
-        if (!full)
-            break;
-        trace_writer_hold(full);
-        fire_unlock();
-        trace_writer_wait_room(full);
-        fire_lock();
-    }
-    uint64_t ts = now > start_ns ? now - start_ns : 0;
-    if (ts < last_ts)
-        ts = last_ts;
-    last_ts = ts;
-    ev->ts_ns = ts;
-    for (unsigned f = 0; f < G_N_ELEMENTS(rings); f++) {
-        if (rings[f])
-            trace_writer_push(rings[f], ev);
-    }
-    fire_unlock();
-}
-
-/* The synchronous outputs, and the rings, under the configuration lock. */
+/* The synchronous outputs, under the configuration lock. @now is the
+ * trace clock time of the event; timestamps are made non-decreasing in
+ * the order events reach these outputs. */
 static void dispatch_sync(trace_event *ev, uint64_t now)
 {
     char line[TRACE_LINE_MAX];
@@ -461,10 +431,14 @@ static void dispatch_sync(trace_event *ev, uint64_t now)
     /* Outputs may have been turned off between the caller's test and here. */
     if (!outputs_on)
         goto out;
-    push_event(ev, now);
+    uint64_t ts = now > start_ns ? now - start_ns : 0;
+    if (ts < sync_last_ts)
+        ts = sync_last_ts;
+    sync_last_ts = ts;
+    ev->ts_ns = ts;
     for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++) {
         stream_out *s = &streams[f];
-        if (!s->file || s->writer)
+        if (!s->file || s->threaded)
             continue;
         int n = trace_event_format(ev, (trace_format)f, line, sizeof(line));
         if (n < 0) {
@@ -482,15 +456,6 @@ out:
     pthread_mutex_unlock(&lock);
 }
 
-static void dispatch(trace_event *ev, uint64_t ts_ns)
-{
-    uint64_t now = ts_ns ? ts_ns : trace_now_ns();
-    if (__atomic_load_n(&sync_on, __ATOMIC_RELAXED))
-        dispatch_sync(ev, now);
-    else
-        push_event(ev, now);
-}
-
 /* The fire functions: the USDT probe first (a nop unless a tracer is
  * attached), then the outputs. trace_<name>_fire is trace_<name>_fire_at
  * with the time read when the event reaches the outputs. */
@@ -501,11 +466,19 @@ static void dispatch(trace_event *ev, uint64_t ts_ns)
         TRACE_USDT_(name, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));                      \
         if (!__atomic_load_n(&outputs_on, __ATOMIC_RELAXED))                                       \
             return;                                                                                \
-        trace_event ev = {                                                                         \
-            .id = TRACE_EV_##name,                                                                 \
-            .u.name = {TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)},                         \
-        };                                                                                         \
-        dispatch(&ev, ts_ns);                                                                      \
+        uint64_t now = ts_ns ? ts_ns : trace_now_ns();                                             \
+        if (__atomic_load_n(&files_on, __ATOMIC_RELAXED)) {                                        \
+            trace_ring *r = ring_for_event();                                                      \
+            trace_ring_put_##name(r, now, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));      \
+            trace_ring_publish(r);                                                                 \
+        }                                                                                          \
+        if (__atomic_load_n(&sync_on, __ATOMIC_RELAXED)) {                                         \
+            trace_event ev = {                                                                     \
+                .id = TRACE_EV_##name,                                                             \
+                .u.name = {TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)},                     \
+            };                                                                                     \
+            dispatch_sync(&ev, now);                                                               \
+        }                                                                                          \
     }                                                                                              \
     void trace_##name##_fire(TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))                  \
     {                                                                                              \
@@ -545,19 +518,27 @@ int trace_open_path(trace_format format, const char *path, GError **error)
                     "cannot open trace file %s: %s", path, g_strerror(e));
         return -e;
     }
-    trace_writer *w;
-    int ret = trace_writer_new(f, format, &w);
+    pthread_mutex_lock(&lock);
+    if (streams[format].file)
+        stream_release_locked(&streams[format]);
+    /* The origin is set now if tracing turns on with this file. */
+    uint64_t now = trace_now_ns();
+    int ret = trace_files_attach(format, f, now, trace_enabled_flag ? start_ns : now);
     if (ret < 0) {
+        pthread_mutex_unlock(&lock);
         fclose(f);
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-ret),
                     "cannot start the writer thread for trace file %s: %s", path, g_strerror(-ret));
         return ret;
     }
-    pthread_mutex_lock(&lock);
-    if (streams[format].file)
-        stream_release_locked(&streams[format]);
     streams[format].file = f;
-    streams[format].writer = w;
+    streams[format].threaded = true;
+    if (!trace_enabled_flag) {
+        /* Turned on by this file: the origin the writer was given. */
+        start_ns = now;
+        sync_last_ts = 0;
+        __atomic_store_n(&trace_enabled_flag, 1, __ATOMIC_RELAXED);
+    }
     update_enabled_locked();
     pthread_mutex_unlock(&lock);
     return 0;
@@ -587,19 +568,17 @@ bool trace_usdt_available(void)
 
 int trace_flush(void)
 {
-    int ret = 0;
     pthread_mutex_lock(&lock);
+    int ret = 0;
+    bool files = false;
     for (unsigned f = 0; f < G_N_ELEMENTS(streams); f++) {
         stream_out *s = &streams[f];
         if (!s->file)
             continue;
         int err = s->err;
         s->err = 0;
-        if (s->writer) {
-            /* Stays alive: closing it needs the lock this holds. */
-            int e = trace_writer_flush(s->writer);
-            if (err == 0)
-                err = e;
+        if (s->threaded) {
+            files = true;
         } else {
             errno = 0;
             if (fflush(s->file) != 0 && err == 0)
@@ -607,6 +586,11 @@ int trace_flush(void)
         }
         if (err != 0 && ret == 0)
             ret = err;
+    }
+    if (files) {
+        int e = trace_files_flush();
+        if (ret == 0)
+            ret = e;
     }
     pthread_mutex_unlock(&lock);
     return ret;

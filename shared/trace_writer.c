@@ -1,38 +1,55 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * trace_writer.c - writes a trace file from a thread of its own.
+ * trace_writer.c - writes the trace files from a thread of its own.
  *
- * The firing threads only copy each event, still binary (a trace_event),
- * into a ring of slots; the writer thread formats the lines and writes
- * them, so neither the line formatting nor the write(2) cost of a trace
- * file is on the traced thread's path. When the ring is full the firing
- * thread waits for the writer: events are never dropped.
+ * Each thread that fires events while a file output is on has a ring of
+ * its own (trace_ring, trace-internal.h). It stores each event, still
+ * binary, into a private stage that stays in its cache, and copies the
+ * stage into the ring with streaming stores when a group of events is
+ * complete or when it publishes (after every event of a fire function, at
+ * the end of a request batch), then publishes the count with a release
+ * store: no lock, no atomic read-modify-write, and no store to a line the
+ * writer has read (the streaming stores leave no copy in its cache), so
+ * nothing on the firing thread waits for the other core. One writer
+ * thread drains every ring, merges the rings by time, formats the lines
+ * for each open file (text and JSON Lines can both be on) and writes
+ * them. When a ring is full its thread waits for the writer: events are
+ * never dropped.
  *
- * Producers push under the caller's fire lock (trace.c), which orders
- * them and their timestamps; they publish each slot with a release store
- * of head. The writer alone advances tail, with a release store, once the
- * lines of the slots before it are formatted. Everything else (sleeping,
- * waiting for room, flushing, stopping) goes through the writer's mutex.
+ * Order: each thread's events reach the files in the order it fired
+ * them; the rings are merged by timestamp, and a timestamp older than one
+ * already written (a thread that handed its event over late) is raised to
+ * it, so ts never decreases down a file.
  *
  * A regular file gets its blocks reserved ahead (fallocate, keeping the
  * size), which makes appending to it markedly cheaper on ext4; closing
  * the file gives back what was reserved past its end.
  *
- * The writer polls: it sleeps 1 ms after finding events, doubling up to
- * WRITER_PERIOD_MAX_US while the ring stays empty, so a steady stream of
+ * The writer polls: after finding events it looks again every few
+ * microseconds for a while (SPIN_POLLS), then sleeps 1 ms, doubling up to
+ * WRITER_PERIOD_MAX_US while the rings stay empty, so a steady stream of
  * events costs the producers no wake-up call; a producer wakes it early
- * only when the ring is half full. A file being followed (tail -f) lags
+ * only when its ring is half full. A file being followed (tail -f) lags
  * by at most WRITER_PERIOD_MAX_US.
+ *
+ * Everything that is not a ring's data (the list of rings, the files,
+ * sleeping, waiting for room, flushing, starting and stopping the thread)
+ * goes through one mutex. The files change only while the writer thread
+ * is stopped: attaching or detaching one stops the thread (it first
+ * writes every event already handed over) and starts it again.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
-#include <sys/stat.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "trace-internal.h"
 
@@ -43,65 +60,201 @@
 #define PREALLOC (16u << 20)
 #define WRITER_PERIOD_MIN_US 1000
 #define WRITER_PERIOD_MAX_US (100 * 1000)
-/* Slots formatted before tail advances, so a waiting producer gets room
- * without waiting for the whole backlog. */
+/* Slots formatted before the tails advance, so a waiting producer gets
+ * room without waiting for the whole backlog. */
 #define DRAIN_CHUNK 1024u
+
+/* After a pass that found events, the writer looks again SPIN_POLLS
+ * times, SPIN_PAUSES pause instructions apart (about 2 us), before it
+ * sleeps: a busy thread's small ring is drained without wake-ups. */
+#define SPIN_POLLS 200
+#define SPIN_PAUSES 64
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
 
 _Static_assert((RING_SLOTS & (RING_SLOTS - 1)) == 0, "RING_SLOTS must be a power of two");
 _Static_assert(TRACE_LINE_MAX <= TEXT_BUF, "a line must fit in an empty buffer");
 
-struct trace_writer {
-    trace_ring ring; /* first: trace.c pushes through it */
-    bool wake_sent;  /* a producer woke the writer for this backlog (fire lock) */
-    /* Producers that released the fire lock to wait for room and may
-     * still touch the writer; changed under the fire lock (+1) and mu (-1). */
-    unsigned holders;
-
-    /* Everything below is guarded by mu. */
-    _Alignas(64) pthread_mutex_t mu;
-    pthread_cond_t cond; /* the writer's sleep; room, written, detached, holders changes */
-    pthread_t thread;
-    FILE *file;
+/* One open trace file. */
+typedef struct sink {
+    FILE *file; /* NULL: this format has no file */
     int fd;
-    trace_format format;
-    uint64_t written;      /* events whose lines are in the file (or failed to be) */
-    uint64_t flush_to;     /* a flusher waits for this many events */
-    unsigned room_waiters; /* producers inside trace_writer_wait_room */
-    bool detached;         /* no producer will push again */
-    bool stop;
-    int err; /* first write error since the last flush, negative errno */
-
-    /* The writer thread's own. */
-    const trace_event *slots; /* ring.slots, read without touching the producers' line */
-    char *text;
+    char *text; /* lines formatted and not yet written */
     size_t text_len;
     uint64_t pos;       /* bytes written to the file */
     uint64_t alloc_end; /* blocks reserved up to here */
     bool prealloc;      /* a regular file that accepts fallocate */
-};
+    int err;            /* first error since the last flush (under mu) */
+} sink;
 
-/* More than half the ring is in use. */
-static bool ring_over_half(trace_writer *w)
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* the writer's sleep, room, flushes, the thread's end */
+    pthread_t thread;
+    bool running; /* the thread exists */
+    bool stop;    /* the thread is asked to write what it has and end */
+    unsigned nsinks;
+    trace_ring *rings; /* every thread's ring, newest first */
+    unsigned room_waiters;
+    uint64_t flush_req, flush_done;
+    int wake_sent; /* a producer woke the writer for its backlog (atomic) */
+
+    /* Changed only while the thread is stopped; the thread's own then. */
+    sink sinks[2];
+    uint64_t since_ns;   /* events before this are from before the files */
+    uint64_t origin_ns;  /* ts 0 */
+    uint64_t last_ts;    /* the latest timestamp written */
+    trace_ring **active; /* the rings of one pass, */
+    uint64_t *pos, *end; /* their positions in it */
+    size_t active_cap;
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t cond_once = PTHREAD_ONCE_INIT;
+
+static void cond_init(void)
 {
-    return __atomic_load_n(&w->ring.published, __ATOMIC_ACQUIRE) -
-               __atomic_load_n(&w->ring.tail, __ATOMIC_ACQUIRE) >
-           RING_SLOTS / 2;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&W.cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void ring_free(trace_ring *r)
+{
+    g_aligned_free(r->slots);
+    g_aligned_free(r);
+}
+
+trace_ring *trace_ring_new(void)
+{
+    pthread_once(&cond_once, cond_init);
+    trace_ring *r = g_aligned_alloc0(1, sizeof(*r), _Alignof(trace_ring));
+    /* Line-aligned: the streaming stores of a group fill whole lines. */
+    r->slots = g_aligned_alloc0(RING_SLOTS, sizeof(trace_event), 64);
+    pthread_mutex_lock(&W.mu);
+    r->next = W.rings;
+    W.rings = r;
+    pthread_mutex_unlock(&W.mu);
+    return r;
+}
+
+/* Unlinks and frees the dead rings with nothing left to write (mu held,
+ * the thread not in a pass). */
+static void reap_locked(void)
+{
+    for (trace_ring **pp = &W.rings; *pp;) {
+        trace_ring *r = *pp;
+        if (r->dead && r->tail == __atomic_load_n(&r->published, __ATOMIC_ACQUIRE)) {
+            *pp = r->next;
+            ring_free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+void trace_ring_retire(trace_ring *r)
+{
+    pthread_mutex_lock(&W.mu);
+    r->dead = true;
+    if (!W.running)
+        reap_locked();
+    pthread_mutex_unlock(&W.mu);
+}
+
+/* Wakes the writer, once per backlog, when @r is half full. */
+static void ring_kick(trace_ring *r)
+{
+    r->tail_seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+    if (r->copied - r->tail_seen < RING_SLOTS / 2 ||
+        __atomic_load_n(&W.wake_sent, __ATOMIC_RELAXED))
+        return;
+    __atomic_store_n(&W.wake_sent, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&W.mu);
+    pthread_cond_broadcast(&W.cond);
+    pthread_mutex_unlock(&W.mu);
+}
+
+/* Copies @n bytes to @dst with streaming stores; both are 16-byte
+ * aligned and @n a multiple of 16 (whole events). */
+static void stream_copy(void *dst, const void *src, size_t n)
+{
+#if defined(__x86_64__)
+    __m128i *d = dst;
+    const __m128i *s = src;
+    for (size_t i = 0; i < n / sizeof(__m128i); i++)
+        _mm_stream_si128(&d[i], _mm_load_si128(&s[i]));
+    /* The events are in memory before the count that publishes them. */
+    _mm_sfence();
+#else
+    memcpy(dst, src, n);
+#endif
+}
+
+_Static_assert(sizeof(trace_event) % 16 == 0, "events copy in 16-byte pieces");
+_Static_assert(RING_SLOTS % TRACE_RING_GROUP == 0, "a group never wraps the ring");
+
+void trace_ring_publish(trace_ring *r)
+{
+    uint64_t from = r->copied, to = r->head;
+    if (from == to)
+        return;
+    /* [from, to) lies within one group: contiguous in the stage and in
+     * the ring. */
+    stream_copy(&r->slots[from % RING_SLOTS], &r->stage[from % TRACE_RING_GROUP],
+                (size_t)(to - from) * sizeof(trace_event));
+    r->copied = to;
+    __atomic_store_n(&r->published, to, __ATOMIC_RELEASE);
+    if (__builtin_expect(to - r->tail_seen >= RING_SLOTS / 2, 0))
+        ring_kick(r);
+}
+
+bool trace_ring_wait_room(trace_ring *r)
+{
+    pthread_mutex_lock(&W.mu);
+    W.room_waiters++;
+    /* Until half the ring is free, not one slot: a producer that outruns
+     * the writer then sleeps once per half ring, not once per slot. */
+    for (;;) {
+        r->tail_seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+        if (W.nsinks == 0 || r->head - r->tail_seen <= RING_SLOTS / 2)
+            break;
+        pthread_cond_broadcast(&W.cond); /* the writer may be asleep */
+        pthread_cond_wait(&W.cond, &W.mu);
+    }
+    W.room_waiters--;
+    bool on = W.nsinks > 0;
+    pthread_mutex_unlock(&W.mu);
+    return on;
+}
+
+static void set_err(sink *s, int err)
+{
+    pthread_mutex_lock(&W.mu);
+    if (!s->err)
+        s->err = err;
+    pthread_mutex_unlock(&W.mu);
 }
 
 /* Writes the formatted text out; a failure is kept for trace_flush and
  * the text dropped, so producers never wait on a broken file. */
-static void write_text(trace_writer *w)
+static void write_text(sink *s)
 {
     size_t done = 0;
     int err = 0;
-    if (w->prealloc && w->pos + w->text_len > w->alloc_end) {
-        if (fallocate(w->fd, FALLOC_FL_KEEP_SIZE, (off_t)w->alloc_end, PREALLOC) == 0)
-            w->alloc_end += PREALLOC;
+    if (s->prealloc && s->pos + s->text_len > s->alloc_end) {
+        if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)s->alloc_end, PREALLOC) == 0)
+            s->alloc_end += PREALLOC;
         else
-            w->prealloc = false; /* not supported, or no space: plain appends */
+            s->prealloc = false; /* not supported, or no space: plain appends */
     }
-    while (done < w->text_len) {
-        ssize_t n = write(w->fd, w->text + done, w->text_len - done);
+    while (done < s->text_len) {
+        ssize_t n = write(s->fd, s->text + done, s->text_len - done);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -114,34 +267,125 @@ static void write_text(trace_writer *w)
         }
         done += (size_t)n;
     }
-    w->pos += done;
-    w->text_len = 0;
-    if (err) {
-        pthread_mutex_lock(&w->mu);
-        if (!w->err)
-            w->err = err;
-        pthread_mutex_unlock(&w->mu);
+    s->pos += done;
+    s->text_len = 0;
+    if (err)
+        set_err(s, err);
+}
+
+static void write_all(void)
+{
+    for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++) {
+        if (W.sinks[f].file && W.sinks[f].text_len)
+            write_text(&W.sinks[f]);
     }
 }
 
-/* Formats slots [from, to), writing the text out whenever the buffer
- * could not take another line. */
-static void format_slots(trace_writer *w, uint64_t from, uint64_t to)
+/* Formats one event, its timestamp made relative and non-decreasing,
+ * into every file's text. */
+static void emit(const trace_event *slot)
 {
-    for (uint64_t i = from; i < to; i++) {
-        if (w->text_len + TRACE_LINE_MAX > TEXT_BUF)
-            write_text(w);
-        const trace_event *ev = &w->slots[i & (RING_SLOTS - 1)];
-        int n = trace_event_format(ev, w->format, w->text + w->text_len, TEXT_BUF - w->text_len);
-        if (n > 0) {
-            w->text_len += (size_t)n;
-        } else {
-            pthread_mutex_lock(&w->mu);
-            if (!w->err)
-                w->err = n < 0 ? n : -EIO;
-            pthread_mutex_unlock(&w->mu);
-        }
+    if (slot->ts_ns < W.since_ns)
+        return; /* fired while no file was on */
+    trace_event ev;
+    ev.id = slot->id;
+    memcpy(&ev.u, &slot->u, sizeof(ev.u));
+    uint64_t ts = slot->ts_ns > W.origin_ns ? slot->ts_ns - W.origin_ns : 0;
+    if (ts < W.last_ts)
+        ts = W.last_ts;
+    W.last_ts = ts;
+    ev.ts_ns = ts;
+    for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++) {
+        sink *s = &W.sinks[f];
+        if (!s->file)
+            continue;
+        if (s->text_len + TRACE_LINE_MAX > TEXT_BUF)
+            write_text(s);
+        int n =
+            trace_event_format(&ev, (trace_format)f, s->text + s->text_len, TEXT_BUF - s->text_len);
+        if (n > 0)
+            s->text_len += (size_t)n;
+        else
+            set_err(s, n < 0 ? n : -EIO);
     }
+}
+
+/* Hands the slots before the rings' positions back to their producers. */
+static void publish_tails(trace_ring **rings, const uint64_t *pos, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        __atomic_store_n(&rings[i]->tail, pos[i], __ATOMIC_RELEASE);
+    if (__atomic_load_n(&W.room_waiters, __ATOMIC_RELAXED)) {
+        pthread_mutex_lock(&W.mu);
+        pthread_cond_broadcast(&W.cond);
+        pthread_mutex_unlock(&W.mu);
+    }
+}
+
+/*
+ * One pass: formats the events the rings' owners had published when it
+ * began, merged by time. Returns the number of events. The rings stay
+ * alive through the pass (only the writer frees a ring while it runs).
+ */
+static size_t drain(trace_ring **rings, size_t n)
+{
+    uint64_t *pos = W.pos, *end = W.end;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        pos[i] = rings[i]->tail;
+        end[i] = __atomic_load_n(&rings[i]->published, __ATOMIC_ACQUIRE);
+    }
+    for (;;) {
+        /* The ring whose next event is the oldest, and the oldest next
+         * event of the others. */
+        size_t best = n;
+        uint64_t best_ts = 0, limit = UINT64_MAX;
+        for (size_t i = 0; i < n; i++) {
+            if (pos[i] == end[i])
+                continue;
+            uint64_t ts = rings[i]->slots[pos[i] % RING_SLOTS].ts_ns;
+            if (best == n || ts < best_ts) {
+                if (best != n)
+                    limit = best_ts;
+                best = i;
+                best_ts = ts;
+            } else if (ts < limit) {
+                limit = ts;
+            }
+        }
+        if (best == n)
+            break;
+        /* That ring's events up to the others' oldest. */
+        trace_ring *r = rings[best];
+        do {
+            emit(&r->slots[pos[best] % RING_SLOTS]);
+            pos[best]++;
+            if (++count % DRAIN_CHUNK == 0)
+                publish_tails(rings, pos, n);
+        } while (pos[best] != end[best] && r->slots[pos[best] % RING_SLOTS].ts_ns <= limit);
+    }
+    if (count)
+        publish_tails(rings, pos, n);
+    return count;
+}
+
+/* The rings with published events, into W.active (mu held). */
+static size_t collect_active_locked(void)
+{
+    size_t n = 0;
+    reap_locked();
+    for (trace_ring *r = W.rings; r; r = r->next) {
+        if (__atomic_load_n(&r->published, __ATOMIC_ACQUIRE) == r->tail)
+            continue;
+        if (n == W.active_cap) {
+            W.active_cap = W.active_cap ? 2 * W.active_cap : 8;
+            W.active = g_renew(trace_ring *, W.active, W.active_cap);
+            W.pos = g_renew(uint64_t, W.pos, W.active_cap);
+            W.end = g_renew(uint64_t, W.end, W.active_cap);
+        }
+        W.active[n++] = r;
+    }
+    return n;
 }
 
 static void deadline_after_us(struct timespec *t, long us)
@@ -154,177 +398,206 @@ static void deadline_after_us(struct timespec *t, long us)
     }
 }
 
-static void *writer_main(void *data)
+static void *writer_main(void *unused)
 {
-    trace_writer *w = data;
+    (void)unused;
     long period_us = WRITER_PERIOD_MIN_US;
+    unsigned polls = 0;
 
-    pthread_mutex_lock(&w->mu);
+    pthread_mutex_lock(&W.mu);
     for (;;) {
-        uint64_t tail = w->ring.tail;
-        uint64_t head = __atomic_load_n(&w->ring.published, __ATOMIC_ACQUIRE);
-        if (head != tail) {
-            pthread_mutex_unlock(&w->mu);
-            while (tail != head) {
-                uint64_t to = head - tail > DRAIN_CHUNK ? tail + DRAIN_CHUNK : head;
-                format_slots(w, tail, to);
-                tail = to;
-                __atomic_store_n(&w->ring.tail, tail, __ATOMIC_RELEASE);
-                pthread_mutex_lock(&w->mu);
-                if (w->room_waiters && !ring_over_half(w))
-                    pthread_cond_broadcast(&w->cond);
-                /* A flusher need not wait for producers to pause. */
-                bool flushing = w->flush_to > w->written && tail >= w->flush_to;
-                pthread_mutex_unlock(&w->mu);
-                if (flushing) {
-                    write_text(w);
-                    pthread_mutex_lock(&w->mu);
-                    w->written = tail;
-                    pthread_cond_broadcast(&w->cond);
-                    pthread_mutex_unlock(&w->mu);
-                }
-                if (tail == head)
-                    head = __atomic_load_n(&w->ring.published, __ATOMIC_ACQUIRE);
-            }
-            /* The ring is empty: what is formatted goes to the file now,
-             * so a flush or a follower sees it. */
-            write_text(w);
-            pthread_mutex_lock(&w->mu);
-            w->written = tail;
-            pthread_cond_broadcast(&w->cond);
+        /* What is asked of this pass is seen before the pass reads the
+         * rings, so the pass covers every event fired before the ask. */
+        uint64_t flush_want = W.flush_req;
+        bool stop = W.stop;
+        size_t n = collect_active_locked();
+        pthread_mutex_unlock(&W.mu);
+        size_t done = n ? drain(W.active, n) : 0;
+        /* Lines reach the file before the writer sleeps, and before a
+         * flush or the end returns. */
+        bool idle = !done && polls >= SPIN_POLLS;
+        if (idle || stop || flush_want != W.flush_done)
+            write_all();
+        pthread_mutex_lock(&W.mu);
+        if (flush_want != W.flush_done) {
+            W.flush_done = flush_want;
+            pthread_cond_broadcast(&W.cond);
+        }
+        if (stop)
+            break;
+        if (done) {
             period_us = WRITER_PERIOD_MIN_US;
+            polls = 0;
             continue;
         }
-        if (w->stop)
-            break;
-        __atomic_store_n(&w->wake_sent, false, __ATOMIC_RELAXED);
+        if (!idle) {
+            /* Events came lately: look again shortly, without sleeping. */
+            pthread_mutex_unlock(&W.mu);
+            polls++;
+            for (int i = 0; i < SPIN_PAUSES; i++)
+                cpu_relax();
+            pthread_mutex_lock(&W.mu);
+            continue;
+        }
+        if (W.stop || W.flush_req != W.flush_done)
+            continue;
+        __atomic_store_n(&W.wake_sent, 0, __ATOMIC_RELAXED);
         struct timespec deadline;
         deadline_after_us(&deadline, period_us);
-        if (pthread_cond_timedwait(&w->cond, &w->mu, &deadline) == ETIMEDOUT &&
+        if (pthread_cond_timedwait(&W.cond, &W.mu, &deadline) == ETIMEDOUT &&
             period_us < WRITER_PERIOD_MAX_US) {
             period_us *= 2;
             if (period_us > WRITER_PERIOD_MAX_US)
                 period_us = WRITER_PERIOD_MAX_US;
         }
     }
-    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_unlock(&W.mu);
     return NULL;
 }
 
-int trace_writer_new(FILE *file, trace_format format, trace_writer **out)
+/* Starts the thread (mu held). Returns 0 or the negative errno. */
+static int start_locked(void)
 {
-    /* Aligned for the cache-line members. */
-    trace_writer *w = g_aligned_alloc0(1, sizeof(trace_writer), _Alignof(trace_writer));
-    pthread_condattr_t attr;
-    int err;
-
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &attr);
-    pthread_condattr_destroy(&attr);
-    w->file = file;
-    w->fd = fileno(file);
-    w->format = format;
-    struct stat st;
-    w->prealloc = fstat(w->fd, &st) == 0 && S_ISREG(st.st_mode);
-    if (w->prealloc)
-        w->pos = w->alloc_end = (uint64_t)lseek(w->fd, 0, SEEK_CUR);
-    w->ring.slots = g_new(trace_event, RING_SLOTS);
-    w->slots = w->ring.slots;
-    w->text = g_malloc(TEXT_BUF);
-    err = pthread_create(&w->thread, NULL, writer_main, w);
-    if (err) {
-        g_free(w->ring.slots);
-        g_free(w->text);
-        pthread_cond_destroy(&w->cond);
-        pthread_mutex_destroy(&w->mu);
-        g_aligned_free(w);
+    W.stop = false;
+    int err = pthread_create(&W.thread, NULL, writer_main, NULL);
+    if (err)
         return -err;
-    }
-    pthread_setname_np(w->thread, "trace-writer");
-    *out = w;
+    pthread_setname_np(W.thread, "trace-writer");
+    W.running = true;
     return 0;
 }
 
-void trace_writer_kick(trace_writer *w)
+/* Has the thread write every event handed over so far, and end (mu
+ * held; released while joining). Only the configuration lock's holder
+ * starts and stops it, so nothing else can start it meanwhile. */
+static void stop_locked(void)
 {
-    if (__atomic_load_n(&w->wake_sent, __ATOMIC_RELAXED))
+    if (!W.running)
         return;
-    w->ring.tail_seen = __atomic_load_n(&w->ring.tail, __ATOMIC_ACQUIRE);
-    if (w->ring.head - w->ring.tail_seen >= RING_SLOTS / 2) {
-        __atomic_store_n(&w->wake_sent, true, __ATOMIC_RELAXED);
-        pthread_mutex_lock(&w->mu);
-        pthread_cond_broadcast(&w->cond);
-        pthread_mutex_unlock(&w->mu);
-    }
+    W.stop = true;
+    pthread_cond_broadcast(&W.cond);
+    pthread_mutex_unlock(&W.mu);
+    pthread_join(W.thread, NULL);
+    pthread_mutex_lock(&W.mu);
+    W.running = false;
+    W.stop = false;
+    /* A flusher waiting on the ended thread has what it waited for. */
+    W.flush_done = W.flush_req;
+    pthread_cond_broadcast(&W.cond);
 }
 
-void trace_writer_hold(trace_writer *w)
+/* Closes @s: gives back the blocks reserved past the end and closes the
+ * file. Returns 0 or the first error (mu held). */
+static int sink_close_locked(sink *s)
 {
-    __atomic_add_fetch(&w->holders, 1, __ATOMIC_RELAXED);
-}
-
-void trace_writer_wait_room(trace_writer *w)
-{
-    pthread_mutex_lock(&w->mu);
-    w->room_waiters++;
-    pthread_cond_broadcast(&w->cond); /* the writer may be asleep */
-    /* Until half the ring is free, not one slot: a producer that outruns
-     * the writer then sleeps once per half ring, not once per slot. */
-    while (!w->detached && ring_over_half(w))
-        pthread_cond_wait(&w->cond, &w->mu);
-    w->room_waiters--;
-    __atomic_sub_fetch(&w->holders, 1, __ATOMIC_RELAXED);
-    if (w->detached)
-        pthread_cond_broadcast(&w->cond); /* the closer waits for holders to reach 0 */
-    pthread_mutex_unlock(&w->mu);
-}
-
-int trace_writer_flush(trace_writer *w)
-{
-    uint64_t target = __atomic_load_n(&w->ring.published, __ATOMIC_ACQUIRE);
-    pthread_mutex_lock(&w->mu);
-    if (w->written < target) {
-        if (w->flush_to < target)
-            w->flush_to = target;
-        pthread_cond_broadcast(&w->cond);
-        while (w->written < target)
-            pthread_cond_wait(&w->cond, &w->mu);
-    }
-    int err = w->err;
-    w->err = 0;
-    pthread_mutex_unlock(&w->mu);
+    int err = s->err;
+    /* Truncating to the same size drops only the reservation; skipped
+     * when the file changed under us (the same path opened again). */
+    struct stat st;
+    if (s->alloc_end > s->pos && fstat(s->fd, &st) == 0 && (uint64_t)st.st_size == s->pos &&
+        ftruncate(s->fd, (off_t)s->pos) != 0 && !err)
+        err = -errno;
+    errno = 0;
+    if (fclose(s->file) != 0 && !err)
+        err = errno ? -errno : -EIO;
+    g_free(s->text);
+    *s = (sink){0};
     return err;
 }
 
-int trace_writer_close(trace_writer *w)
+/* The files are off: what the rings still hold was fired during the
+ * change and is dropped, waiting producers return (mu held, thread
+ * stopped). */
+static void files_off_locked(void)
 {
-    pthread_mutex_lock(&w->mu);
-    w->detached = true;
-    pthread_cond_broadcast(&w->cond);
-    while (__atomic_load_n(&w->holders, __ATOMIC_RELAXED) > 0)
-        pthread_cond_wait(&w->cond, &w->mu);
-    w->stop = true;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
+    for (trace_ring *r = W.rings; r; r = r->next)
+        __atomic_store_n(&r->tail, __atomic_load_n(&r->published, __ATOMIC_ACQUIRE),
+                         __ATOMIC_RELEASE);
+    reap_locked();
+    g_free(W.active);
+    g_free(W.pos);
+    g_free(W.end);
+    W.active = NULL;
+    W.pos = W.end = NULL;
+    W.active_cap = 0;
+    pthread_cond_broadcast(&W.cond);
+}
 
-    int err = w->err;
-    /* Give back the blocks reserved past the end (truncating to the same
-     * size drops only the reservation), unless the file changed under us
-     * (the same path opened again for a new output). */
+int trace_files_attach(trace_format format, FILE *file, uint64_t since_ns, uint64_t origin_ns)
+{
+    pthread_once(&cond_once, cond_init);
+    pthread_mutex_lock(&W.mu);
+    stop_locked();
+    sink *s = &W.sinks[format];
+    *s = (sink){.file = file, .fd = fileno(file), .text = g_malloc(TEXT_BUF)};
     struct stat st;
-    if (w->alloc_end > w->pos && fstat(w->fd, &st) == 0 && (uint64_t)st.st_size == w->pos &&
-        ftruncate(w->fd, (off_t)w->pos) != 0 && !err)
-        err = -errno;
-    errno = 0;
-    if (fclose(w->file) != 0 && !err)
-        err = errno ? -errno : -EIO;
-    g_free(w->ring.slots);
-    g_free(w->text);
-    pthread_cond_destroy(&w->cond);
-    pthread_mutex_destroy(&w->mu);
-    g_aligned_free(w);
+    s->prealloc = fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (s->prealloc)
+        s->pos = s->alloc_end = (uint64_t)lseek(s->fd, 0, SEEK_CUR);
+    if (W.nsinks++ == 0) {
+        W.since_ns = since_ns;
+        W.origin_ns = origin_ns;
+        W.last_ts = 0;
+    }
+    int err = start_locked();
+    if (err) {
+        g_free(s->text);
+        *s = (sink){0}; /* the file stays the caller's */
+        if (--W.nsinks > 0 && start_locked() < 0) {
+            /* No thread for the other file either: it is closed. */
+            for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++)
+                if (W.sinks[f].file)
+                    sink_close_locked(&W.sinks[f]);
+            W.nsinks = 0;
+        }
+        if (W.nsinks == 0)
+            files_off_locked();
+    }
+    pthread_mutex_unlock(&W.mu);
+    return err;
+}
+
+int trace_files_detach(trace_format format)
+{
+    pthread_mutex_lock(&W.mu);
+    stop_locked();
+    int err = 0;
+    if (W.sinks[format].file) {
+        err = sink_close_locked(&W.sinks[format]);
+        W.nsinks--;
+    }
+    if (W.nsinks > 0) {
+        int e = start_locked();
+        if (e < 0) {
+            for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++)
+                if (W.sinks[f].file)
+                    sink_close_locked(&W.sinks[f]);
+            W.nsinks = 0;
+            if (!err)
+                err = e;
+        }
+    }
+    if (W.nsinks == 0)
+        files_off_locked();
+    pthread_mutex_unlock(&W.mu);
+    return err;
+}
+
+int trace_files_flush(void)
+{
+    pthread_mutex_lock(&W.mu);
+    if (W.running) {
+        uint64_t want = ++W.flush_req;
+        pthread_cond_broadcast(&W.cond);
+        while (W.running && W.flush_done < want)
+            pthread_cond_wait(&W.cond, &W.mu);
+    }
+    int err = 0;
+    for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++) {
+        if (!err)
+            err = W.sinks[f].err;
+        W.sinks[f].err = 0;
+    }
+    pthread_mutex_unlock(&W.mu);
     return err;
 }

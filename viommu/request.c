@@ -92,8 +92,8 @@ int vi_emit_map(viommu *v, vi_endpoint *ep, const mapping_event *ev)
         return 0;
     begin_listener(v, ep);
     int rc = ep->listener.ops->map(ep->listener.opaque, ev);
-    TRACE(listener_map, ep->trace_index, ev->endpoint, ev->domain, ev->iova, ev->iova_last, ev->gpa,
-          ev->prot, rc);
+    VI_TRACE_AT(v, listener_map, v->trace_ts, ep->trace_index, ev->endpoint, ev->domain, ev->iova,
+                ev->iova_last, ev->gpa, ev->prot, rc);
     if (rc < 0) {
         v->stats.listener_failures++;
         return rc;
@@ -108,8 +108,8 @@ void vi_emit_unmap(viommu *v, vi_endpoint *ep, const mapping_event *ev)
     begin_listener(v, ep);
     /* The range is gone from the guest's view whatever the listener says. */
     int rc = ep->listener.ops->unmap(ep->listener.opaque, ev);
-    TRACE(listener_unmap, ep->trace_index, ev->endpoint, ev->domain, ev->iova, ev->iova_last,
-          ev->gpa, ev->prot, rc);
+    VI_TRACE_AT(v, listener_unmap, v->trace_ts, ep->trace_index, ev->endpoint, ev->domain, ev->iova,
+                ev->iova_last, ev->gpa, ev->prot, rc);
 }
 
 void vi_batch_start(viommu *v)
@@ -143,8 +143,8 @@ static void collect_failure(void *opaque, const mapping_event *ev, int err)
     viommu *v = opaque;
     vi_failure f = {*ev, err < 0 ? err : -EIO};
     /* The listener's final answer to a map it had accepted at first. */
-    TRACE(listener_map, vi_trace_listener_index(v, ev->endpoint), ev->endpoint, ev->domain,
-          ev->iova, ev->iova_last, ev->gpa, ev->prot, f.err);
+    VI_TRACE_AT(v, listener_map, v->trace_ts, vi_trace_listener_index(v, ev->endpoint),
+                ev->endpoint, ev->domain, ev->iova, ev->iova_last, ev->gpa, ev->prot, f.err);
     g_array_append_val(v->failures, f);
     v->stats.listener_failures++;
 }
@@ -425,6 +425,9 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
         g_array_set_size(v->failures, 0);
     }
 
+    /* The requests complete as their statuses are written, all at once:
+     * one clock reading is the time of every request_done. */
+    uint64_t trace_t1 = trace_t0 ? trace_now_ns() : 0;
     for (size_t i = 0; i < n; i++) {
         viommu_request *req = &reqs[i];
         if (req->status == VIOMMU_STATUS_NONE)
@@ -433,10 +436,15 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
         vi_iov_write(req->writable, req->writable_count, req->used_len - sizeof(tail), &tail,
                      sizeof(tail));
         if (trace_t0)
-            vi_trace_request_done(v, req, &tf[i], trace_t0);
+            vi_trace_request_done(v, req, &tf[i], trace_t0, trace_t1);
     }
-    if (trace_t0)
-        vi_trace_batch_end(v, n, trace_t0);
+    if (trace_t0) {
+        vi_trace_batch_end(v, n, trace_t0, trace_t1);
+        if (v->trace_ring)
+            trace_ring_publish(v->trace_ring);
+        v->trace_ts = 0;
+        v->trace_ring = NULL;
+    }
     v->stats.requests += n;
     v->stats.batches++;
     return 0;

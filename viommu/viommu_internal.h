@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "trace-internal.h"
 #include "viommu.h"
 
 /* A domain mapping's inline value in the interval map: 16 bytes. */
@@ -83,6 +84,13 @@ struct viommu {
     /* vi_req_trace of each request of the batch being traced: the fields
      * its request_done reports, kept as the request decodes them. */
     GArray *trace_reqs;
+    /* While a traced batch runs, its start time: the time of the listener
+     * events it fires (0 outside a batch: they read the clock). */
+    uint64_t trace_ts;
+    /* While a traced batch runs with the trace files as the only outputs
+     * (vi_trace_batch_begin), the thread's ring, which its events go
+     * straight into; else NULL. */
+    trace_ring *trace_ring;
 
     /* Event queue: posted buffers (a ring) or an attached virtqueue. */
     vi_event_buf *events;
@@ -182,6 +190,16 @@ typedef struct vi_req_trace {
     uint64_t phys_start;
 } vi_req_trace;
 
+/* VI_TRACE_AT - TRACE_AT for the events a batch fires: straight into the
+ * thread's ring (trace_ring_put_<name>) while the batch has one. */
+#ifdef TRACE_COMPILED_OUT
+#define VI_TRACE_AT(v, name, ts, ...) TRACE_AT(name, ts, __VA_ARGS__)
+#else
+#define VI_TRACE_AT(v, name, ts, ...)                                                              \
+    ((v)->trace_ring ? trace_ring_put_##name((v)->trace_ring, (ts), __VA_ARGS__)                   \
+                     : TRACE_AT(name, ts, __VA_ARGS__))
+#endif
+
 /* trace_request.c: the request and batch trace events, called only while
  * vi_trace_batch_wanted(). vi_trace_batch_begin returns the batch's start
  * time (trace_now_ns()), which the others take as @t0: every request of
@@ -197,10 +215,10 @@ typedef struct vi_req_trace {
                       __atomic_load_n(&viommu_request_done_semaphore, __ATOMIC_RELAXED)) != 0,     \
                      0)
 #endif
-uint64_t vi_trace_batch_begin(const viommu *v, const viommu_request *reqs, size_t n);
+uint64_t vi_trace_batch_begin(viommu *v, const viommu_request *reqs, size_t n);
 void vi_trace_request_done(const viommu *v, const viommu_request *req, const vi_req_trace *f,
-                           uint64_t t0);
-void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0);
+                           uint64_t t0, uint64_t now);
+void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0, uint64_t now);
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
 
 /* translate.c: the event queue. */
