@@ -52,8 +52,11 @@ static inline void trace_field_store(trace_event *ev, const trace_field_info *f,
  * store, so its cost is the stores themselves.
  */
 
-/* Slots in a thread's ring: 80 KiB. A power of two. */
-#define TRACE_RING_SLOTS 1024u
+/* Slots in a thread's ring: 1.25 MiB, a few milliseconds of events at
+ * full speed, so a thread that outruns the writer waits seldom. The
+ * streaming stores keep the ring out of the firing thread's cache, so
+ * its size costs that thread no cache space. A power of two. */
+#define TRACE_RING_SLOTS (16u * 1024)
 /* Events a producer stages before it copies them into its ring: 2560
  * bytes, whole cache lines. Divides TRACE_RING_SLOTS. */
 #define TRACE_RING_GROUP 32u

@@ -3,6 +3,8 @@
  * The trace events of the device model, recorded through a trace
  * callback while requests run the full request path.
  */
+#include <glib/gstdio.h>
+
 #include "viommu_test.h"
 
 #define MAX_EVENTS 128
@@ -210,4 +212,169 @@ Test(trace_request, a_reported_fault_is_traced)
     cr_assert_eq(rec.ev[i].u.fault.reason, VIRTIO_IOMMU_FAULT_R_MAPPING);
     cr_assert_eq(rec.ev[i].u.fault.flags, VIRTIO_IOMMU_FAULT_F_ADDRESS | VIRTIO_IOMMU_FAULT_F_READ);
     viommu_free(v);
+}
+
+/*
+ * The same traffic traced three ways must give the same events: through
+ * the callback (the fire functions), into a JSON Lines file while the
+ * file is the only output (a batch then writes its events straight into
+ * its thread's ring), and into the file while a tracer is attached to a
+ * probe (the batch then fires them one by one again).
+ */
+#define SCENARIO_BATCH 5
+
+/* A batch of every kind of request the events have fields for: a map the
+ * listeners accept, one endpoint 1 refuses (rolled back), an unmap of two
+ * mappings, a request too short to decode, and a detach. */
+static void run_scenario(void)
+{
+    viommu *v = test_device(0, 2);
+    listener_log l1 = {0}, l2 = {0};
+    mapping_listener a = {&log_ops, &l1}, b = {&log_ops, &l2};
+    cr_assert_eq(viommu_endpoint_set_listener(v, 1, &a), 0);
+    cr_assert_eq(viommu_endpoint_set_listener(v, 2, &b), 0);
+    cr_assert_eq(test_attach(v, 3, 1, 0), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(test_attach(v, 3, 2, 0), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(test_map(v, 3, 0x4000, 0x4fff, 0x9000, RW), VIRTIO_IOMMU_S_OK);
+
+    struct virtio_iommu_req_map m1 = test_map_req(3, 0x1000, 0x1fff, 0x7000, RW);
+    struct virtio_iommu_req_map m2 = test_map_req(3, 0x2000, 0x2fff, 0x8000, RW);
+    struct virtio_iommu_req_unmap u = test_unmap_req(3, 0x1000, 0x4fff);
+    struct virtio_iommu_req_head shorty = {.type = VIRTIO_IOMMU_T_MAP};
+    struct virtio_iommu_req_detach d;
+    memset(&d, 0, sizeof(d));
+    d.head.type = VIRTIO_IOMMU_T_DETACH;
+    d.domain = htole32(3);
+    d.endpoint = htole32(2);
+    const void *body[SCENARIO_BATCH] = {&m1, &m2, &u, &shorty, &d};
+    size_t len[SCENARIO_BATCH] = {offsetof(struct virtio_iommu_req_map, tail),
+                                  offsetof(struct virtio_iommu_req_map, tail),
+                                  offsetof(struct virtio_iommu_req_unmap, tail), sizeof(shorty),
+                                  offsetof(struct virtio_iommu_req_detach, tail)};
+    uint8_t tails[SCENARIO_BATCH][4];
+    struct iovec rd[SCENARIO_BATCH], wr[SCENARIO_BATCH];
+    viommu_request reqs[SCENARIO_BATCH];
+    for (unsigned i = 0; i < SCENARIO_BATCH; i++) {
+        rd[i] = (struct iovec){(void *)body[i], len[i]};
+        wr[i] = (struct iovec){tails[i], sizeof(tails[i])};
+        reqs[i] = (viommu_request){&rd[i], 1, &wr[i], 1, 0, 0, 0};
+    }
+    /* Endpoint 1 refuses the second map only. */
+    l1.map_rc = 0;
+    cr_assert_eq(viommu_process_batch(v, reqs, 1), 0);
+    l1.map_rc = -ENOSPC;
+    cr_assert_eq(viommu_process_batch(v, reqs + 1, SCENARIO_BATCH - 1), 0);
+    cr_assert_eq(reqs[1].status, VIRTIO_IOMMU_S_NOMEM);
+    cr_assert_eq(reqs[2].status, VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(reqs[3].status, VIRTIO_IOMMU_S_INVAL);
+    cr_assert_eq(reqs[4].status, VIRTIO_IOMMU_S_OK);
+    viommu_free(v);
+}
+
+/* The events of @path's JSON Lines, into rec. */
+static void read_events(const char *path)
+{
+    char *text = NULL;
+    cr_assert(g_file_get_contents(path, &text, NULL, NULL));
+    memset(&rec, 0, sizeof(rec));
+    for (char *line = text, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        cr_assert_not_null(nl, "whole lines only");
+        cr_assert_lt(rec.n, MAX_EVENTS);
+        cr_assert_eq(trace_event_parse_json(line, (size_t)(nl - line), &rec.ev[rec.n], NULL), 0,
+                     "%.*s", (int)(nl - line), line);
+        rec.n++;
+    }
+    g_free(text);
+}
+
+/* Traces run_scenario into a JSON Lines file and reads it back. */
+static void scenario_to_file(void)
+{
+    char *dir = g_dir_make_tmp("trace-request-XXXXXX", NULL);
+    char *path = g_build_filename(dir, "batch.jsonl", NULL);
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    run_scenario();
+    cr_assert_eq(trace_flush(), 0);
+    trace_stop();
+    read_events(path);
+    g_unlink(path);
+    g_rmdir(dir);
+    g_free(path);
+    g_free(dir);
+}
+
+/* Every event of @a and @b the same, times (ts, latencies) aside. */
+static void assert_same_events(const recorder *a, const recorder *b)
+{
+    cr_assert_eq(a->n, b->n);
+    for (unsigned i = 0; i < a->n; i++) {
+        trace_event x = a->ev[i], y = b->ev[i];
+        x.ts_ns = y.ts_ns = 0;
+        cr_assert_eq(x.id, y.id, "event %u", i);
+        unsigned nf;
+        const trace_field_info *fi = trace_event_fields(x.id, &nf);
+        for (unsigned f = 0; f < nf; f++) {
+            if (strcmp(fi[f].name, "latency_ns") == 0)
+                continue;
+            uint64_t vx, vy;
+            cr_assert_eq(trace_event_field_value(&x, f, &vx), 0);
+            cr_assert_eq(trace_event_field_value(&y, f, &vy), 0);
+            cr_assert_eq(vx, vy, "event %u (%s) field %u", i, trace_event_name(x.id), f);
+        }
+    }
+}
+
+Test(trace_request, a_batch_writes_the_same_events_into_its_ring_as_the_fire_functions_give)
+{
+    start();
+    run_scenario();
+    trace_stop();
+    recorder by_callback = rec;
+    cr_assert_gt(by_callback.n, 20);
+    cr_assert_geq(count(TRACE_EV_listener_unmap), 3, "the unmap and the rollback");
+
+    scenario_to_file();
+    assert_same_events(&by_callback, &rec);
+
+    /* The batch's clock readings: its start for what it received and what
+     * it told the listeners, its completion for request_done and its end. */
+    uint64_t begin = 0, end = 0, last = 0;
+    for (unsigned i = 0; i < rec.n; i++) {
+        const trace_event *ev = &rec.ev[i];
+        cr_assert_geq(ev->ts_ns, last, "ts never decreases");
+        last = ev->ts_ns;
+        switch (ev->id) {
+        case TRACE_EV_batch_begin:
+            begin = ev->ts_ns;
+            end = 0;
+            break;
+        case TRACE_EV_request_received:
+        case TRACE_EV_listener_map:
+        case TRACE_EV_listener_unmap:
+            if (begin)
+                cr_assert_eq(ev->ts_ns, begin, "event %u", i);
+            break;
+        case TRACE_EV_request_done:
+            if (!end)
+                end = ev->ts_ns;
+            cr_assert_eq(ev->ts_ns, end, "event %u", i);
+            cr_assert_eq(ev->u.request_done.latency_ns, end - begin);
+            break;
+        case TRACE_EV_batch_end:
+            cr_assert_eq(ev->ts_ns, end);
+            cr_assert_eq(ev->u.batch_end.latency_ns, end - begin);
+            begin = 0;
+            break;
+        default:
+            break;
+        }
+    }
+
+    /* A tracer on one of the batch's probes: the events go through the
+     * fire functions, with their probes, and the file is the same. */
+    __atomic_store_n(&viommu_listener_map_semaphore, 1, __ATOMIC_RELAXED);
+    scenario_to_file();
+    __atomic_store_n(&viommu_listener_map_semaphore, 0, __ATOMIC_RELAXED);
+    assert_same_events(&by_callback, &rec);
 }
