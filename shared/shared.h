@@ -504,8 +504,8 @@ typedef struct mapping_listener {
  * JSON Lines, a callback. Timestamps are nanoseconds of the trace clock
  * (trace_now_ns) since tracing was last turned on from fully off. A file
  * output (trace_open_path) is formatted and written by a thread of the
- * library: the firing thread only copies the event's fields into its
- * ring.
+ * library: the firing thread only copies the event's fields into a ring
+ * of its own, taking no lock.
  *
  * The USDT probes sit in libviommu-shared.so (provider "viommu", probe =
  * event name, arguments = fields in order), behind the same branch. Each
@@ -686,9 +686,13 @@ SHARED_API int trace_set_stream(trace_format format, FILE *stream);
  * trace_open_path - like trace_set_stream with a file the library
  * creates (truncating it) at @path and closes when replaced or stopped.
  * A thread of the library formats and writes it, so the firing thread
- * only copies the event's fields into a ring: lines reach the file within
- * 0.1 s, and at the latest when trace_flush or trace_stop returns. Events
- * are never dropped: a thread that outruns the writer waits for room.
+ * only copies the event's fields into a ring of its own (1.25 MiB, made
+ * at its first event for a file, freed when it exits): lines reach the
+ * file within 0.1 s, and at the latest when trace_flush or trace_stop
+ * returns (trace_flush waits for every event fired before it, those of
+ * a request batch still running aside). Events are never dropped: a
+ * thread that outruns the writer waits for room. Events whose time is
+ * before the file was opened are not written to it.
  *
  * Returns 0; -EINVAL for an unknown @format; or the negative errno of the
  * failed open (-EAGAIN: no writer thread), with @error (may be NULL) set
