@@ -427,10 +427,11 @@ static void *writer_main(void *unused)
         size_t n = collect_active_locked();
         pthread_mutex_unlock(&W.mu);
         size_t done = n ? drain(W.active, n) : 0;
-        /* Lines reach the file before the writer sleeps, and before a
+        /* Lines reach the file once the writer has caught up with the
+         * producers (a file being followed lags by no more), and before a
          * flush or the end returns. */
         bool idle = !done && polls >= SPIN_POLLS;
-        if (idle || stop || flush_want != W.flush_done)
+        if (!done || stop || flush_want != W.flush_done)
             write_all();
         pthread_mutex_lock(&W.mu);
         if (flush_want != W.flush_done) {
