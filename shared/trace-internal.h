@@ -147,6 +147,39 @@ static inline void trace_ring_staged(trace_ring *r)
     }
 TRACE_EVENT_LIST(TRACE_RING_PUT_FN_)
 
+/* Wakes the writer, once per backlog, when @r is half full. */
+void trace_ring_kick(trace_ring *r);
+
+/*
+ * trace_ring_write_<name>(r, ts_ns, fields...) - writes event <name> and
+ * publishes it at once, as a fire function does: straight into the ring
+ * when nothing is staged (one copy, plain stores, which the release
+ * store of the count orders), else staged behind what is and published
+ * with it.
+ */
+#define TRACE_RING_WRITE_FN_(name, doc)                                                            \
+    static inline void trace_ring_write_##name(                                                    \
+        trace_ring *r, uint64_t ts_ns, TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))        \
+    {                                                                                              \
+        if (r->copied != r->head) {                                                                \
+            trace_ring_put_##name(r, ts_ns, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));    \
+            trace_ring_publish(r);                                                                 \
+            return;                                                                                \
+        }                                                                                          \
+        if (!trace_ring_room(r))                                                                   \
+            return;                                                                                \
+        trace_event *ev = &r->slots[r->head % TRACE_RING_SLOTS];                                   \
+        ev->id = TRACE_EV_##name;                                                                  \
+        ev->ts_ns = ts_ns;                                                                         \
+        ev->u.name = (trace_##name##_fields){TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)};   \
+        uint64_t head = ++r->head;                                                                 \
+        r->copied = head;                                                                          \
+        __atomic_store_n(&r->published, head, __ATOMIC_RELEASE);                                   \
+        if (__builtin_expect(head - r->tail_seen >= TRACE_RING_SLOTS / 2, 0))                      \
+            trace_ring_kick(r);                                                                    \
+    }
+TRACE_EVENT_LIST(TRACE_RING_WRITE_FN_)
+
 /*
  * The file outputs, one per format, called under trace.c's configuration
  * lock. trace_files_attach hands @file over (closed by trace_files_detach)

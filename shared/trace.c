@@ -468,9 +468,8 @@ out:
             return;                                                                                \
         uint64_t now = ts_ns ? ts_ns : trace_now_ns();                                             \
         if (__atomic_load_n(&files_on, __ATOMIC_RELAXED)) {                                        \
-            trace_ring *r = ring_for_event();                                                      \
-            trace_ring_put_##name(r, now, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));      \
-            trace_ring_publish(r);                                                                 \
+            trace_ring_write_##name(ring_for_event(), now,                                         \
+                                    TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));            \
         }                                                                                          \
         if (__atomic_load_n(&sync_on, __ATOMIC_RELAXED)) {                                         \
             trace_event ev = {                                                                     \

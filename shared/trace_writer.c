@@ -170,8 +170,7 @@ void trace_ring_retire(trace_ring *r)
     pthread_mutex_unlock(&W.mu);
 }
 
-/* Wakes the writer, once per backlog, when @r is half full. */
-static void ring_kick(trace_ring *r)
+void trace_ring_kick(trace_ring *r)
 {
     r->tail_seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
     if (r->copied - r->tail_seen < RING_SLOTS / 2 ||
@@ -208,13 +207,21 @@ void trace_ring_publish(trace_ring *r)
     if (from == to)
         return;
     /* [from, to) lies within one group: contiguous in the stage and in
-     * the ring. */
-    stream_copy(&r->slots[from % RING_SLOTS], &r->stage[from % TRACE_RING_GROUP],
-                (size_t)(to - from) * sizeof(trace_event));
+     * the ring. A whole group goes in with streaming stores; a few events
+     * (a fire function publishes each of its own) with plain ones, as the
+     * fence streaming stores need before the count costs more than the
+     * copy. */
+    trace_event *dst = &r->slots[from % RING_SLOTS];
+    const trace_event *src = &r->stage[from % TRACE_RING_GROUP];
+    size_t bytes = (size_t)(to - from) * sizeof(trace_event);
+    if (to - from == TRACE_RING_GROUP)
+        stream_copy(dst, src, bytes);
+    else
+        memcpy(dst, src, bytes);
     r->copied = to;
     __atomic_store_n(&r->published, to, __ATOMIC_RELEASE);
     if (__builtin_expect(to - r->tail_seen >= RING_SLOTS / 2, 0))
-        ring_kick(r);
+        trace_ring_kick(r);
 }
 
 bool trace_ring_wait_room(trace_ring *r)
@@ -222,7 +229,7 @@ bool trace_ring_wait_room(trace_ring *r)
     /* The writer frees room every DRAIN_CHUNK events: waiting for it
      * without sleeping first saves both threads a wake-up, which costs
      * more than the wait, and more still in a virtual machine. */
-    ring_kick(r);
+    trace_ring_kick(r);
     for (unsigned i = 0; i < ROOM_SPINS; i++) {
         for (int j = 0; j < SPIN_PAUSES; j++)
             cpu_relax();
