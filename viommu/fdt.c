@@ -66,7 +66,7 @@ static bool node_get_u32(const void *fdt, int node, const char *name, uint32_t *
 
     if (!p || len != sizeof(*p))
         return false;
-    *val = fdt32_to_cpu(*p);
+    *val = fdt32_ld(p); /* the blob may sit at any address */
     return true;
 }
 
@@ -78,7 +78,7 @@ static bool read_cells(const fdt32_t *p, int cells, uint64_t *val)
     for (int i = 0; i < cells; i++) {
         if (v >> 32)
             return false;
-        v = (v << 32) | fdt32_to_cpu(p[i]);
+        v = (v << 32) | fdt32_ld(&p[i]);
     }
     *val = v;
     return true;
@@ -314,7 +314,7 @@ static int plan_pci_iommu(const void *fdt, const struct tree_index *ix,
         return hb;
     busrange = fdt_getprop(fdt, hb, "bus-range", &len);
     if (busrange && len == 2 * (int)sizeof(fdt32_t))
-        root_bus = fdt32_to_cpu(busrange[0]);
+        root_bus = fdt32_ld(&busrange[0]);
     if ((unsigned int)(topo->pci_bdf >> 8) != root_bus)
         return -EINVAL;
     snprintf(name, sizeof(name), "virtio_iommu@%x,%x", (topo->pci_bdf >> 3) & 0x1f,
