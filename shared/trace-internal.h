@@ -63,12 +63,13 @@ static inline void trace_field_store(trace_event *ev, const trace_field_info *f,
 
 /*
  * One thread's ring. The owner fills the slots of a private stage, which
- * stays in its cache, and copies them into the ring with streaming stores
- * (x86-64), which go to memory without taking the lines: the writer's
- * reads then never take a line the owner will write again, which would
- * make the owner's later stores wait for the other core. The owner does
- * that when a group is full and whenever it publishes (trace_ring_publish:
- * after every event of a fire function, at the end of a request batch).
+ * stays in its cache, and copies each full group into the ring with
+ * streaming stores (x86-64), which go to memory without taking the
+ * lines: the writer's reads then never take a line the owner will write
+ * again, which would make the owner's later stores wait for the other
+ * core. What it publishes before a group is full (trace_ring_publish: at
+ * the end of a request batch) it copies with plain stores, and a fire
+ * function's event, with nothing staged, goes straight into the ring.
  * Its fields, its published count and the writer's position are on
  * separate cache lines.
  */

@@ -4,13 +4,14 @@
  *
  * Each thread that fires events while a file output is on has a ring of
  * its own (trace_ring, trace-internal.h). It stores each event, still
- * binary, into a private stage that stays in its cache, and copies the
- * stage into the ring with streaming stores when a group of events is
- * complete or when it publishes (after every event of a fire function, at
- * the end of a request batch), then publishes the count with a release
- * store: no lock, no atomic read-modify-write, and no store to a line the
- * writer has read (the streaming stores leave no copy in its cache), so
- * nothing on the firing thread waits for the other core. One writer
+ * binary, into a private stage that stays in its cache, copies each full
+ * group of events into the ring with streaming stores (the rest of a
+ * request batch, at its end, with plain ones; a fire function's event
+ * goes straight into the ring), then publishes the count with a release
+ * store: no lock, no atomic read-modify-write, and, for the bulk of a
+ * busy thread's events, no store to a line the writer has read (the
+ * streaming stores leave no copy in its cache), so nothing on the firing
+ * thread waits for the other core. One writer
  * thread drains every ring, merges the rings by time, formats the lines
  * for each open file (text and JSON Lines can both be on) and writes
  * them. When a ring is full its thread waits for the writer: events are
