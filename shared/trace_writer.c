@@ -45,6 +45,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +56,7 @@
 #include "trace-internal.h"
 
 #define RING_SLOTS TRACE_RING_SLOTS
+#define RING_BYTES (RING_SLOTS * sizeof(trace_event))
 /* Lines are written in pieces of this size, which stay in cache. */
 #define TEXT_BUF (64u * 1024)
 /* A regular file's blocks are reserved this far ahead of the lines. */
@@ -130,7 +132,7 @@ static void cond_init(void)
 
 static void ring_free(trace_ring *r)
 {
-    g_aligned_free(r->slots);
+    munmap(r->slots, RING_BYTES);
     g_aligned_free(r);
 }
 
@@ -138,8 +140,15 @@ trace_ring *trace_ring_new(void)
 {
     pthread_once(&cond_once, cond_init);
     trace_ring *r = g_aligned_alloc0(1, sizeof(*r), _Alignof(trace_ring));
-    /* Line-aligned: the streaming stores of a group fill whole lines. */
-    r->slots = g_aligned_alloc0(RING_SLOTS, sizeof(trace_event), 64);
+    /* Mapped, not allocated: its pages are touched only as events fill
+     * them (an allocator may clear or fill a block it hands out), so a
+     * thread that fires a few events costs a page or two. Page-aligned:
+     * the streaming stores of a group fill whole lines. */
+    void *slots =
+        mmap(NULL, RING_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (slots == MAP_FAILED)
+        g_error("trace: cannot map a ring of %zu bytes: %s", (size_t)RING_BYTES, g_strerror(errno));
+    r->slots = slots;
     pthread_mutex_lock(&W.mu);
     r->next = W.rings;
     W.rings = r;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "shared.h"
@@ -1069,6 +1070,53 @@ Test(trace_writer, flush_returns_while_another_thread_keeps_firing)
     __atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
     g_thread_join(th);
     trace_stop();
+    remove_temp(path);
+}
+
+/* Resident bytes of the process. */
+static size_t resident(void)
+{
+    unsigned long size = 0, pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fscanf(f, "%lu %lu", &size, &pages), 2);
+    fclose(f);
+    return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static gpointer fire_a_few(gpointer data)
+{
+    uint32_t id = GPOINTER_TO_UINT(data);
+    for (uint32_t i = 0; i < 3; i++)
+        TRACE(endpoint_attached, id, i);
+    return NULL;
+}
+
+#define FEW_THREADS 24
+
+Test(trace_writer, a_thread_firing_a_few_events_costs_a_few_pages_of_its_ring)
+{
+    char *path = temp_path("few.jsonl");
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    size_t before = resident();
+    /* All alive at once, so none reuses an exited thread's ring. */
+    GThread *threads[FEW_THREADS];
+    for (unsigned t = 0; t < FEW_THREADS; t++)
+        threads[t] = g_thread_new("few", fire_a_few, GUINT_TO_POINTER(t));
+    for (unsigned t = 0; t < FEW_THREADS; t++)
+        g_thread_join(threads[t]);
+    size_t grown = resident() - before;
+    cr_assert_eq(trace_flush(), 0);
+    trace_stop();
+    /* A ring is 1.25 MiB; what a thread touches of it is a page or two
+     * (thread stacks and the sanitizers' own memory count here too). */
+    cr_assert_lt(grown, FEW_THREADS * (1280u << 10) / 4, "%zu bytes for %u threads", grown,
+                 FEW_THREADS);
+    char *text = read_file(path);
+    GPtrArray *lines = split_lines(text);
+    cr_assert_eq(lines->len, FEW_THREADS * 3);
+    g_ptr_array_free(lines, TRUE);
+    g_free(text);
     remove_temp(path);
 }
 
