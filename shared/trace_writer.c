@@ -108,6 +108,7 @@ static struct {
     unsigned room_waiters;
     uint64_t flush_req, flush_done;
     int wake_sent; /* a producer woke the writer for its backlog (atomic) */
+    int lost_err;  /* the files were closed: the thread could not restart */
 
     /* Changed only while the thread is stopped; the thread's own then. */
     sink sinks[2];
@@ -555,6 +556,26 @@ static void files_off_locked(void)
     pthread_cond_broadcast(&W.cond);
 }
 
+/* Starts the thread again for the files still open, or turns the files
+ * off when none is (mu held, thread stopped). When the thread cannot be
+ * started, the files are closed and the error kept for the next flush or
+ * detach. */
+static void restart_locked(void)
+{
+    if (W.nsinks > 0) {
+        int e = start_locked();
+        if (e < 0) {
+            for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++)
+                if (W.sinks[f].file)
+                    sink_close_locked(&W.sinks[f]);
+            W.nsinks = 0;
+            W.lost_err = e;
+        }
+    }
+    if (W.nsinks == 0)
+        files_off_locked();
+}
+
 int trace_files_attach(trace_format format, FILE *file, uint64_t since_ns, uint64_t origin_ns)
 {
     pthread_once(&cond_once, cond_init);
@@ -575,15 +596,8 @@ int trace_files_attach(trace_format format, FILE *file, uint64_t since_ns, uint6
     if (err) {
         g_free(s->text);
         *s = (sink){0}; /* the file stays the caller's */
-        if (--W.nsinks > 0 && start_locked() < 0) {
-            /* No thread for the other file either: it is closed. */
-            for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++)
-                if (W.sinks[f].file)
-                    sink_close_locked(&W.sinks[f]);
-            W.nsinks = 0;
-        }
-        if (W.nsinks == 0)
-            files_off_locked();
+        W.nsinks--;
+        restart_locked();
     }
     pthread_mutex_unlock(&W.mu);
     return err;
@@ -598,19 +612,11 @@ int trace_files_detach(trace_format format)
         err = sink_close_locked(&W.sinks[format]);
         W.nsinks--;
     }
-    if (W.nsinks > 0) {
-        int e = start_locked();
-        if (e < 0) {
-            for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++)
-                if (W.sinks[f].file)
-                    sink_close_locked(&W.sinks[f]);
-            W.nsinks = 0;
-            if (!err)
-                err = e;
-        }
+    restart_locked();
+    if (!err) {
+        err = W.lost_err;
+        W.lost_err = 0;
     }
-    if (W.nsinks == 0)
-        files_off_locked();
     pthread_mutex_unlock(&W.mu);
     return err;
 }
@@ -624,7 +630,8 @@ int trace_files_flush(void)
         while (W.running && W.flush_done < want)
             pthread_cond_wait(&W.cond, &W.mu);
     }
-    int err = 0;
+    int err = W.lost_err;
+    W.lost_err = 0;
     for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++) {
         if (!err)
             err = W.sinks[f].err;

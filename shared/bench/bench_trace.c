@@ -28,14 +28,19 @@
 #define SIZE 4096u
 #define REPEATS 3
 
+static double clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
 /* CPU time of this thread: the machine may be shared, and a descheduled
  * interval is not a cost of the code under test. Kernel time spent in
  * write(2) counts, background writeback does not. */
 static double now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+    return clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 static void emit(const char *name, size_t n, double value, const char *unit, double baseline)
@@ -108,18 +113,11 @@ static double bare_request_done(size_t n)
     return (now_ns() - t0) / (double)n;
 }
 
-static double wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 /* Wall-clock nanoseconds per request until the writer has written the
  * events of @n requests, handed over in batches of 64. */
 static double writer_pace(size_t n)
 {
-    double t0 = wall_ns();
+    double t0 = clock_ns(CLOCK_MONOTONIC);
     trace_ring *r = trace_thread_ring();
     if (!r)
         abort();
@@ -136,15 +134,7 @@ static double writer_pace(size_t n)
     }
     trace_ring_publish(r);
     trace_flush();
-    return (wall_ns() - t0) / (double)n;
-}
-
-/* Every thread's CPU time, the trace writer's included. */
-static double process_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+    return (clock_ns(CLOCK_MONOTONIC) - t0) / (double)n;
 }
 
 static double bare_loop(size_t n)
@@ -203,10 +193,11 @@ int main(int argc, char **argv)
     trace_flush();
     double jsonl_event = bare_request_done(n_on);
     trace_flush();
-    double p0 = process_ns();
+    /* Every thread's CPU time, the trace writer's included. */
+    double p0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     bare_request_done(n_on);
     trace_flush();
-    double jsonl_event_all = (process_ns() - p0) / (double)n_on;
+    double jsonl_event_all = (clock_ns(CLOCK_PROCESS_CPUTIME_ID) - p0) / (double)n_on;
     trace_stop();
     emit("trace_jsonl_request", n_on, jsonl, "ns/op", base_on);
     emit("trace_jsonl_event", n_on, jsonl_event, "ns/event", 0);
