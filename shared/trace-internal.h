@@ -55,8 +55,12 @@ static inline void trace_field_store(trace_event *ev, const trace_field_info *f,
 /* Slots in a thread's ring: 1.25 MiB, a few milliseconds of events at
  * full speed, so a thread that outruns the writer waits seldom. The
  * streaming stores keep the ring out of the firing thread's cache, so
- * its size costs that thread no cache space. A power of two. */
+ * its size costs that thread no cache space. A power of two, a multiple
+ * of TRACE_RING_GROUP; a test builds the writer with a small one, which
+ * its threads fill all the time. */
+#ifndef TRACE_RING_SLOTS
 #define TRACE_RING_SLOTS (16u * 1024)
+#endif
 /* Events a producer stages before it copies them into its ring: 2560
  * bytes, whole cache lines. Divides TRACE_RING_SLOTS. */
 #define TRACE_RING_GROUP 32u
@@ -84,6 +88,9 @@ struct trace_ring {
     _Alignas(64) uint64_t published;
     /* The writer's position: a release store after it formatted slots. */
     _Alignas(64) uint64_t tail;
+    /* slots, as the writer reads it: the writer never loads the owner's
+     * line, whose next store would then wait for the other core. */
+    const trace_event *events;
     /* Guarded by the writer's mutex. */
     struct trace_ring *next;
     bool dead; /* the owner thread exited */

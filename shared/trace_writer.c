@@ -73,8 +73,11 @@
 #define SPIN_POLLS 200
 #define SPIN_PAUSES 64
 /* A thread whose ring is full looks for room as often, up to ROOM_SPINS
- * times (about 50 us), before it sleeps. */
+ * times (about 50 us), before it sleeps. A test builds the writer with
+ * one, so its threads sleep almost at once. */
+#ifndef ROOM_SPINS
 #define ROOM_SPINS 25
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -150,6 +153,7 @@ trace_ring *trace_ring_new(void)
     if (slots == MAP_FAILED)
         g_error("trace: cannot map a ring of %zu bytes: %s", (size_t)RING_BYTES, g_strerror(errno));
     r->slots = slots;
+    r->events = slots;
     pthread_mutex_lock(&W.mu);
     r->next = W.rings;
     W.rings = r;
@@ -249,7 +253,12 @@ bool trace_ring_wait_room(trace_ring *r)
             return true;
     }
     pthread_mutex_lock(&W.mu);
-    W.room_waiters++;
+    /* A full barrier between this store and the load of the tail below,
+     * as between the writer's store of a tail and its load of the count
+     * (publish_tails): else each may miss the other's, the writer waking
+     * nobody and this thread sleeping for ever. */
+    __atomic_fetch_add(&W.room_waiters, 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     /* Until half the ring is free, not one slot: a producer that outruns
      * the writer then sleeps once per half ring, not once per slot. */
     for (;;) {
@@ -259,7 +268,7 @@ bool trace_ring_wait_room(trace_ring *r)
         pthread_cond_broadcast(&W.cond); /* the writer may be asleep */
         pthread_cond_wait(&W.cond, &W.mu);
     }
-    W.room_waiters--;
+    __atomic_fetch_sub(&W.room_waiters, 1, __ATOMIC_RELAXED);
     bool on = W.nsinks > 0;
     pthread_mutex_unlock(&W.mu);
     return on;
@@ -347,6 +356,9 @@ static void publish_tails(trace_ring **rings, const uint64_t *pos, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         __atomic_store_n(&rings[i]->tail, pos[i], __ATOMIC_RELEASE);
+    /* Pairs with the one in trace_ring_wait_room: a producer that counted
+     * itself as waiting after this load sees the new tails. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&W.room_waiters, __ATOMIC_RELAXED)) {
         pthread_mutex_lock(&W.mu);
         pthread_cond_broadcast(&W.cond);
@@ -375,7 +387,7 @@ static size_t drain(trace_ring **rings, size_t n)
         for (size_t i = 0; i < n; i++) {
             if (pos[i] == end[i])
                 continue;
-            uint64_t ts = rings[i]->slots[pos[i] % RING_SLOTS].ts_ns;
+            uint64_t ts = rings[i]->events[pos[i] % RING_SLOTS].ts_ns;
             if (best == n || ts < best_ts) {
                 if (best != n)
                     limit = best_ts;
@@ -390,11 +402,11 @@ static size_t drain(trace_ring **rings, size_t n)
         /* That ring's events up to the others' oldest. */
         trace_ring *r = rings[best];
         do {
-            emit(&r->slots[pos[best] % RING_SLOTS]);
+            emit(&r->events[pos[best] % RING_SLOTS]);
             pos[best]++;
             if (++count % DRAIN_CHUNK == 0)
                 publish_tails(rings, pos, n);
-        } while (pos[best] != end[best] && r->slots[pos[best] % RING_SLOTS].ts_ns <= limit);
+        } while (pos[best] != end[best] && r->events[pos[best] % RING_SLOTS].ts_ns <= limit);
     }
     if (count)
         publish_tails(rings, pos, n);

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The trace writer with rings of a few hundred slots (this test's build
+ * sets TRACE_RING_SLOTS), which the firing threads fill all the time:
+ * they wait for room over and over, spinning and sleeping, while the
+ * writer drains, blocks on a slow reader and sleeps in turn. One thread
+ * fires events one by one (the fire functions), the other puts them into
+ * its ring in batches and publishes each batch, as the device's request
+ * path does. Every event must reach the output in its thread's order,
+ * and no thread may wait for ever (the test's timeout).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "trace-internal.h"
+
+#define EVENTS 1000000u
+#define BATCH 64u
+
+_Static_assert(TRACE_RING_SLOTS <= 1024, "this test's build makes the rings small");
+
+/* Reads the output pipe to its end: the lines, and the next sequence
+ * number of each thread (endpoint 0 or 1). */
+typedef struct reader {
+    const char *path;
+    uint64_t lines;
+    uint32_t next[2];
+    bool in_order;
+} reader;
+
+static void reader_line(reader *rd, const char *line, size_t len)
+{
+    trace_event ev;
+    rd->lines++;
+    if (trace_event_parse_json(line, len, &ev, NULL) != 0 || ev.id != TRACE_EV_endpoint_attached ||
+        ev.u.endpoint_attached.endpoint >= 2 ||
+        ev.u.endpoint_attached.domain != rd->next[ev.u.endpoint_attached.endpoint]++)
+        rd->in_order = false;
+}
+
+static void *read_all(void *data)
+{
+    reader *rd = data;
+    static char buf[1 << 16];
+    static char line[TRACE_LINE_MAX + 1];
+    size_t have = 0, reads = 0;
+    ssize_t n;
+    int fd = open(rd->path, O_RDONLY);
+    if (fd < 0)
+        return NULL;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == '\n') {
+                reader_line(rd, line, have);
+                have = 0;
+            } else if (have < TRACE_LINE_MAX) {
+                line[have++] = buf[i];
+            }
+        }
+        /* Now and then a slow reader: the writer blocks on the full pipe
+         * and the firing threads give up spinning and sleep. */
+        if (++reads % 8 == 0)
+            g_usleep(200);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *fire_one_by_one(void *unused)
+{
+    (void)unused;
+    for (uint32_t i = 0; i < EVENTS; i++)
+        TRACE(endpoint_attached, 0, i);
+    return NULL;
+}
+
+static void *put_in_batches(void *unused)
+{
+    (void)unused;
+    trace_ring *r = trace_thread_ring();
+    if (!r)
+        return NULL; /* the reader then misses this thread's events */
+    for (uint32_t i = 0; i < EVENTS; i++) {
+        trace_ring_put_endpoint_attached(r, trace_now_ns(), 1, i);
+        if (i % BATCH == BATCH - 1)
+            trace_ring_publish(r);
+    }
+    trace_ring_publish(r);
+    return NULL;
+}
+
+Test(trace_ring_full, threads_that_fill_their_rings_lose_no_event_and_never_hang, .timeout = 240)
+{
+    /* A file output (the writer thread's), which is a pipe. */
+    char *dir = g_dir_make_tmp("trace-ring-full-XXXXXX", NULL);
+    cr_assert_not_null(dir);
+    char *path = g_build_filename(dir, "trace.jsonl", NULL);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    reader rd = {.path = path, .in_order = true};
+    GThread *rt = g_thread_new("read", read_all, &rd);
+    cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+
+    GThread *one = g_thread_new("one-by-one", fire_one_by_one, NULL);
+    GThread *batches = g_thread_new("batches", put_in_batches, NULL);
+    g_thread_join(one);
+    g_thread_join(batches);
+    cr_assert_eq(trace_flush(), 0);
+    trace_stop();
+    g_thread_join(rt);
+    g_unlink(path);
+    g_rmdir(dir);
+    g_free(path);
+    g_free(dir);
+
+    cr_assert_eq(rd.lines, 2ull * EVENTS);
+    cr_assert(rd.in_order, "a thread's events arrived malformed or out of its order");
+}
