@@ -5,11 +5,17 @@
  * a large number of live mappings (1M by default, the size of
  * bench_request; the first argument after the child's path changes it),
  * in three configurations on the same data in the same process - tracing
- * off, USDT probes only, JSON Lines to a file - and, from a second build
- * of the device with every event compiled out (TRACE_COMPILED_OUT), the
- * same work with no tracing code at all, run as a child process in every
- * round. Each request fires request_received, request_done and one
- * listener event; every 64 requests a batch_begin and batch_end.
+ * off, USDT probes only, JSON Lines to a file. Each request fires
+ * request_received, request_done and one listener event; every 64
+ * requests a batch_begin and batch_end.
+ *
+ * What tracing costs when it is off is measured against a second build
+ * of the device with every event compiled out (TRACE_COMPILED_OUT): in
+ * every round each build runs the same work with tracing off as a fresh
+ * child process, one after the other, so the two differ only in their
+ * code (the process that measured the other configurations has written
+ * files and run a second thread, which an off measurement in it would
+ * carry).
  *
  * What is measured: the wall-clock time (CLOCK_MONOTONIC) of the thread
  * that runs the requests, around the work and, with JSON Lines, the
@@ -256,13 +262,10 @@ static void keep_best(cost *best, cost c)
 
 #define COST_NONE ((cost){1e300, 1e300, 1e300})
 
-#ifdef TRACE_COMPILED_OUT
-/* The child: the best of ROUNDS measurements, printed as two numbers
- * (wall clock, CPU). */
-int main(int argc, char **argv)
+/* A child (either build, tracing off): the best of ROUNDS measurements
+ * on a workload of its own, printed as two numbers (wall clock, CPU). */
+static int child_main(size_t n, size_t churn)
 {
-    size_t n = argc > 1 ? strtoul(argv[1], NULL, 0) : DEFAULT_LIVE;
-    size_t churn = argc > 2 ? strtoul(argv[2], NULL, 0) : DEFAULT_CHURN;
     workload w;
     workload_init(&w, n, churn);
     cost best = COST_NONE;
@@ -273,6 +276,14 @@ int main(int argc, char **argv)
     workload_free(&w);
     return listened == 0;
 }
+
+#ifdef TRACE_COMPILED_OUT
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 0) : DEFAULT_LIVE;
+    size_t churn = argc > 2 ? strtoul(argv[2], NULL, 0) : DEFAULT_CHURN;
+    return child_main(n, churn);
+}
 #else
 static void emit(const char *name, size_t n, double value, double baseline)
 {
@@ -282,9 +293,11 @@ static void emit(const char *name, size_t n, double value, double baseline)
     fflush(stdout);
 }
 
-static cost run_untraced(const char *exe, size_t n, size_t churn)
+/* Runs @exe (with @arg first, when given) as a child process measuring
+ * with tracing off; zeros when it failed. */
+static cost run_child(const char *exe, const char *arg, size_t n, size_t churn)
 {
-    char *cmd = g_strdup_printf("'%s' %zu %zu", exe, n, churn);
+    char *cmd = g_strdup_printf("'%s' %s %zu %zu", exe, arg ? arg : "", n, churn);
     FILE *p = popen(cmd, "r");
     cost c = {0, 0, 0};
     if (!p || fscanf(p, "%lf %lf", &c.wall, &c.cpu) != 2)
@@ -297,6 +310,10 @@ static cost run_untraced(const char *exe, size_t n, size_t churn)
 
 int main(int argc, char **argv)
 {
+    /* bench_trace_request --child N CHURN: this build, tracing off, as a
+     * child process like the untraced build's. */
+    if (argc == 4 && strcmp(argv[1], "--child") == 0)
+        return child_main(strtoul(argv[2], NULL, 0), strtoul(argv[3], NULL, 0));
     /* bench_trace_request UNTRACED_EXE [N [CHURN]] */
     if (argc < 2) {
         fprintf(stderr, "usage: %s UNTRACED_EXE [LIVE_MAPPINGS [REQUESTS]]\n", argv[0]);
@@ -306,12 +323,15 @@ int main(int argc, char **argv)
     size_t churn = argc > 3 ? strtoul(argv[3], NULL, 0) : DEFAULT_CHURN;
     if (n < PAIRS)
         n = PAIRS;
+    /* This program, which popen's shell would not find as /proc/self/exe. */
+    char *self = g_file_read_link("/proc/self/exe", NULL);
     char *dir = g_dir_make_tmp("bench-trace-XXXXXX", NULL);
     char *path = g_build_filename(dir, "trace.jsonl", NULL);
 
     workload w;
     workload_init(&w, n, churn);
-    cost off = COST_NONE, usdt = COST_NONE, jsonl = COST_NONE, untraced = COST_NONE;
+    cost off = COST_NONE, usdt = COST_NONE, jsonl = COST_NONE, untraced = COST_NONE,
+         off_child = COST_NONE;
     double paced_off = 1e300, paced_jsonl = 1e300;
     measure(&w); /* warm-up */
     for (int r = 0; r < ROUNDS; r++) {
@@ -336,18 +356,24 @@ int main(int argc, char **argv)
         trace_stop();
         g_unlink(path);
 
-        /* Interleaved with the others, so both see the same machine. */
-        cost u = run_untraced(argv[1], n, churn);
+        /* Both builds with tracing off, each as a fresh child process
+         * after the other measurements of the round, so the two see the
+         * same machine and the same kind of process. */
+        cost u = run_child(argv[1], NULL, n, churn);
         if (u.wall > 0)
             keep_best(&untraced, u);
+        cost o = self ? run_child(self, "--child", n, churn) : (cost){0, 0, 0};
+        if (o.wall > 0)
+            keep_best(&off_child, o);
     }
     workload_free(&w);
     g_rmdir(dir);
     g_free(path);
     g_free(dir);
+    g_free(self);
 
-    if (untraced.wall < 1e300)
-        emit("viommu.request_trace_off_vs_compiled_out", n, off.wall, untraced.wall);
+    if (untraced.wall < 1e300 && off_child.wall < 1e300)
+        emit("viommu.request_trace_off_vs_compiled_out", n, off_child.wall, untraced.wall);
     emit("viommu.request_trace_usdt_vs_off", n, usdt.wall, off.wall);
     emit("viommu.request_trace_jsonl_vs_off", n, jsonl.wall, off.wall);
     emit("viommu.request_trace_jsonl_cpu_vs_off", n, jsonl.cpu, off.cpu);
