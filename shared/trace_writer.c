@@ -26,12 +26,14 @@
  * size), which makes appending to it markedly cheaper on ext4; closing
  * the file gives back what was reserved past its end.
  *
- * The writer polls: after finding events it looks again every few
- * microseconds for a while (SPIN_POLLS), then sleeps 1 ms, doubling up to
- * WRITER_PERIOD_MAX_US while the rings stay empty, so a steady stream of
- * events costs the producers no wake-up call; a producer wakes it early
- * only when its ring is half full. A file being followed (tail -f) lags
- * by at most WRITER_PERIOD_MAX_US.
+ * The writer polls: once it has caught up it sleeps WRITER_PERIOD_MIN_US,
+ * doubling up to WRITER_PERIOD_MAX_US while the rings stay empty, so a
+ * steady stream of events costs the producers no wake-up call; a producer
+ * wakes it early only when its ring is half full. It does not spin while
+ * it waits: on a machine whose cores share their resources (hyperthreads,
+ * or the virtual CPUs of a guest) a core that merely spins slows the one
+ * running the requests by 10% or more. A file being followed (tail -f)
+ * lags by at most WRITER_PERIOD_MAX_US.
  *
  * Everything that is not a ring's data (the list of rings, the files,
  * sleeping, waiting for room, flushing, starting and stopping the thread)
@@ -61,20 +63,22 @@
 #define TEXT_BUF (64u * 1024)
 /* A regular file's blocks are reserved this far ahead of the lines. */
 #define PREALLOC (16u << 20)
-#define WRITER_PERIOD_MIN_US 1000
+/* A ring takes 16384 events: at full speed, a few milliseconds' worth,
+ * so a producer seldom finds its ring half full when the writer sleeps
+ * the shortest period. */
+#define WRITER_PERIOD_MIN_US 200
 #define WRITER_PERIOD_MAX_US (100 * 1000)
 /* Slots formatted before the tails advance, so a waiting producer gets
  * room without waiting for the whole backlog. */
 #define DRAIN_CHUNK 1024u
 
-/* After a pass that found events, the writer looks again SPIN_POLLS
- * times, SPIN_PAUSES pause instructions apart (about 2 us), before it
- * sleeps: a busy thread's small ring is drained without wake-ups. */
-#define SPIN_POLLS 200
+/* A thread whose ring is full looks for room every SPIN_PAUSES pause
+ * instructions (a few microseconds), up to ROOM_SPINS times (about
+ * 50 us), before it sleeps: the writer frees room every DRAIN_CHUNK
+ * events. */
 #define SPIN_PAUSES 64
-/* A thread whose ring is full looks for room as often, up to ROOM_SPINS
- * times (about 50 us), before it sleeps. A test builds the writer with
- * one, so its threads sleep almost at once. */
+/* A test builds the writer with one, so its threads sleep almost at
+ * once. */
 #ifndef ROOM_SPINS
 #define ROOM_SPINS 25
 #endif
@@ -446,7 +450,6 @@ static void *writer_main(void *unused)
 {
     (void)unused;
     long period_us = WRITER_PERIOD_MIN_US;
-    unsigned polls = 0;
 
     pthread_mutex_lock(&W.mu);
     for (;;) {
@@ -460,7 +463,6 @@ static void *writer_main(void *unused)
         /* Lines reach the file once the writer has caught up with the
          * producers (a file being followed lags by no more), and before a
          * flush or the end returns. */
-        bool idle = !done && polls >= SPIN_POLLS;
         if (!done || stop || flush_want != W.flush_done)
             write_all();
         pthread_mutex_lock(&W.mu);
@@ -472,16 +474,6 @@ static void *writer_main(void *unused)
             break;
         if (done) {
             period_us = WRITER_PERIOD_MIN_US;
-            polls = 0;
-            continue;
-        }
-        if (!idle) {
-            /* Events came lately: look again shortly, without sleeping. */
-            pthread_mutex_unlock(&W.mu);
-            polls++;
-            for (int i = 0; i < SPIN_PAUSES; i++)
-                cpu_relax();
-            pthread_mutex_lock(&W.mu);
             continue;
         }
         if (W.stop || W.flush_req != W.flush_done)
