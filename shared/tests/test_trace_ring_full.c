@@ -29,7 +29,7 @@ _Static_assert(TRACE_RING_SLOTS <= 1024, "this test's build makes the rings smal
 /* Reads the output pipe to its end: the lines, and the next sequence
  * number of each thread (endpoint 0 or 1). */
 typedef struct reader {
-    const char *path;
+    int fd;
     uint64_t lines;
     uint32_t next[2];
     bool in_order;
@@ -52,10 +52,7 @@ static void *read_all(void *data)
     static char line[TRACE_LINE_MAX + 1];
     size_t have = 0, reads = 0;
     ssize_t n;
-    int fd = open(rd->path, O_RDONLY);
-    if (fd < 0)
-        return NULL;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+    while ((n = read(rd->fd, buf, sizeof(buf))) > 0) {
         for (ssize_t i = 0; i < n; i++) {
             if (buf[i] == '\n') {
                 reader_line(rd, line, have);
@@ -69,7 +66,6 @@ static void *read_all(void *data)
         if (++reads % 8 == 0)
             g_usleep(200);
     }
-    close(fd);
     return NULL;
 }
 
@@ -103,9 +99,14 @@ Test(trace_ring_full, threads_that_fill_their_rings_lose_no_event_and_never_hang
     cr_assert_not_null(dir);
     char *path = g_build_filename(dir, "trace.jsonl", NULL);
     cr_assert_eq(mkfifo(path, 0600), 0);
-    reader rd = {.path = path, .in_order = true};
-    GThread *rt = g_thread_new("read", read_all, &rd);
+    /* The read end first, without waiting for a writer, so opening the
+     * output does not block; the reader starts once the output is open,
+     * so it never sees the pipe's end before the writer's first line. */
+    reader rd = {.fd = open(path, O_RDONLY | O_NONBLOCK), .in_order = true};
+    cr_assert_geq(rd.fd, 0);
     cr_assert_eq(trace_open_path(TRACE_FORMAT_JSONL, path, NULL), 0);
+    cr_assert_eq(fcntl(rd.fd, F_SETFL, 0), 0);
+    GThread *rt = g_thread_new("read", read_all, &rd);
 
     GThread *one = g_thread_new("one-by-one", fire_one_by_one, NULL);
     GThread *batches = g_thread_new("batches", put_in_batches, NULL);
@@ -114,6 +115,7 @@ Test(trace_ring_full, threads_that_fill_their_rings_lose_no_event_and_never_hang
     cr_assert_eq(trace_flush(), 0);
     trace_stop();
     g_thread_join(rt);
+    close(rd.fd);
     g_unlink(path);
     g_rmdir(dir);
     g_free(path);
