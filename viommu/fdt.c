@@ -344,8 +344,11 @@ static int plan_mmio_iommu(const void *fdt, const struct tree_index *ix,
             if (cells >= 0 && (unsigned int)cells != topo->mmio_irq_cells)
                 return -EINVAL;
         }
-        if (fdt_get_phandle(fdt, node))
-            p->phandle = fdt_get_phandle(fdt, node);
+        uint32_t own = fdt_get_phandle(fdt, node);
+        if (own > FDT_MAX_PHANDLE)
+            return -EINVAL; /* 0xffffffff is no phandle */
+        if (own)
+            p->phandle = own;
         plan_edit(
             p, (struct edit){.offset = node, .kind = EDIT_MMIO_IOMMU_EXISTING, .set_irq = set_irq});
         return 0;
@@ -629,6 +632,12 @@ static int describe_into(const void *src, void *out, int size, const struct viom
 
     if (ret) {
         ret = fdt_errno(ret);
+        goto out;
+    }
+    /* Some libfdt releases count a phandle of 0xffffffff (never valid) as
+     * the largest and hand out its successor, 0. */
+    if (p.phandle == 0 || p.phandle > FDT_MAX_PHANDLE) {
+        ret = -ERANGE;
         goto out;
     }
     ret = tree_index_build(src, &ix);

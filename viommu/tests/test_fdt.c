@@ -276,6 +276,19 @@ Test(viommu_fdt, refuses_a_buffer_without_room_and_leaves_the_blob_unchanged)
     assert_refused_unchanged(fdt, fdt_totalsize(fdt), &t, -ENOSPC);
 }
 
+Test(viommu_fdt, refuses_a_tree_holding_the_phandle_0xffffffff)
+{
+    /* No phandle can follow it: libfdt would hand out 0. */
+    g_autofree void *fdt = new_tree();
+    struct viommu_pci_range r = {.bdf_first = 0, .bdf_last = 0xff};
+    struct viommu_topology t = {
+        .transport = VIOMMU_TRANSPORT_PCI, .pci_bdf = 0x10, .pci_ranges = &r, .n_pci_ranges = 1};
+
+    add_host_bridge(fdt, "pcie@10000000", -1, 0);
+    cr_assert_eq(fdt_setprop_u32(fdt, 0, "phandle", 0xffffffffu), 0);
+    assert_refused_unchanged(fdt, BUF_SIZE, &t, -ERANGE);
+}
+
 Test(viommu_fdt, refuses_a_tree_without_a_host_bridge)
 {
     g_autofree void *fdt = new_tree();
