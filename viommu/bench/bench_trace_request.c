@@ -36,10 +36,14 @@
  * the writer thread takes meanwhile: what the file costs the machine's
  * other core while requests come at that rate.
  *
- * Every figure is the best of several rounds that alternate the
- * configurations, so a machine shared with other work shows the code's
- * cost rather than its scheduling. Prints one JSON object per line;
- * "ratio" is baseline / value, so 0.98 means 2% slower than the baseline.
+ * ROUNDS rounds alternate the configurations. Each line's "ratio" is the
+ * median over the rounds of the round's baseline / value, each round's
+ * pair measured back to back, so 0.98 means 2% slower than the baseline;
+ * "value" and "baseline" are the medians of the two configurations. A
+ * machine shared with other work goes through slower and faster spells
+ * that last longer than a round: the two halves of a pair see the same
+ * spell, and the median leaves out the rounds a spell cut in two.
+ * Prints one JSON object per line.
  */
 #include <endian.h>
 #include <glib.h>
@@ -55,7 +59,9 @@
 #define SIZE 4096u
 #define BATCH 64
 #define PAIRS 4096
-#define ROUNDS 5
+#define ROUNDS 9
+/* Measurements in each child process, of which it reports the best. */
+#define CHILD_ROUNDS 3
 #define DEFAULT_LIVE 1000000
 #define DEFAULT_CHURN 131072
 /* Requests per second offered in the paced measurement: a guest that
@@ -276,7 +282,7 @@ static void keep_best(cost *best, cost c)
 
 #define COST_NONE ((cost){1e300, 1e300, 1e300})
 
-/* A child (either build, tracing off): the best of ROUNDS measurements
+/* A child (either build, tracing off): the best of CHILD_ROUNDS measurements
  * on a workload of its own, printed as two numbers (wall clock, CPU). */
 static int child_main(size_t n, size_t churn)
 {
@@ -284,7 +290,7 @@ static int child_main(size_t n, size_t churn)
     workload_init(&w, n, churn);
     cost best = COST_NONE;
     measure(&w); /* warm-up */
-    for (int r = 0; r < ROUNDS; r++)
+    for (int r = 0; r < CHILD_ROUNDS; r++)
         keep_best(&best, measure(&w));
     printf("%.3f %.3f\n", best.wall, best.cpu);
     workload_free(&w);
@@ -299,12 +305,34 @@ int main(int argc, char **argv)
     return child_main(n, churn);
 }
 #else
-/* One result line; @baseline 0: a figure with no baseline. */
-static void emit(const char *name, size_t n, double value, double baseline)
+static int cmp_double(const void *a, const void *b)
 {
-    printf("{\"bench\": \"%s/%zu\", \"value\": %.2f, \"unit\": \"ns/req\"", name, n, value);
-    if (baseline > 0)
-        printf(", \"baseline\": %.2f, \"ratio\": %.3f", baseline, baseline / value);
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of @n values (n > 0). */
+static double median(const double *v, int n)
+{
+    double s[ROUNDS];
+    memcpy(s, v, (size_t)n * sizeof(*s));
+    qsort(s, (size_t)n, sizeof(*s), cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* One result line: the median of @value's @n rounds; with @baseline, its
+ * median and the median of the rounds' baseline / value. */
+static void emit(const char *name, size_t n_live, const double *value, const double *baseline,
+                 int n)
+{
+    printf("{\"bench\": \"%s/%zu\", \"value\": %.2f, \"unit\": \"ns/req\"", name, n_live,
+           median(value, n));
+    if (baseline) {
+        double ratio[ROUNDS];
+        for (int r = 0; r < n; r++)
+            ratio[r] = baseline[r] / value[r];
+        printf(", \"baseline\": %.2f, \"ratio\": %.3f", median(baseline, n), median(ratio, n));
+    }
     printf("}\n");
     fflush(stdout);
 }
@@ -346,30 +374,38 @@ int main(int argc, char **argv)
 
     workload w;
     workload_init(&w, n, churn);
-    cost off = COST_NONE, usdt = COST_NONE, jsonl = COST_NONE, untraced = COST_NONE,
-         off_child = COST_NONE;
-    double paced_off = 1e300, paced_jsonl = 1e300, paced_writer = 1e300;
+    /* Each configuration's cost in each round: wall clock, process CPU,
+     * request thread CPU. */
+    double off[3][ROUNDS], usdt[ROUNDS], jsonl[3][ROUNDS];
+    double paced_off[ROUNDS], paced_jsonl[ROUNDS], paced_writer[ROUNDS];
+    double untraced[ROUNDS], off_child[ROUNDS];
+    int children = 0;
     measure(&w); /* warm-up */
     for (int r = 0; r < ROUNDS; r++) {
-        keep_best(&off, measure(&w));
+        cost c = measure(&w);
+        off[0][r] = c.wall;
+        off[1][r] = c.cpu;
+        off[2][r] = c.thread;
 
         trace_set_usdt(true);
-        keep_best(&usdt, measure(&w));
+        usdt[r] = measure(&w).wall;
         trace_stop();
 
         if (trace_open_path(TRACE_FORMAT_JSONL, path, NULL) < 0)
             abort();
-        keep_best(&jsonl, measure(&w));
+        c = measure(&w);
+        jsonl[0][r] = c.wall;
+        jsonl[1][r] = c.cpu;
+        jsonl[2][r] = c.thread;
         trace_stop();
         g_unlink(path);
 
-        paced p = measure_paced(&w);
-        paced_off = p.busy < paced_off ? p.busy : paced_off;
+        paced_off[r] = measure_paced(&w).busy;
         if (trace_open_path(TRACE_FORMAT_JSONL, path, NULL) < 0)
             abort();
-        p = measure_paced(&w);
-        paced_jsonl = p.busy < paced_jsonl ? p.busy : paced_jsonl;
-        paced_writer = p.others < paced_writer ? p.others : paced_writer;
+        paced p = measure_paced(&w);
+        paced_jsonl[r] = p.busy;
+        paced_writer[r] = p.others;
         trace_stop();
         g_unlink(path);
 
@@ -377,11 +413,11 @@ int main(int argc, char **argv)
          * after the other measurements of the round, so the two see the
          * same machine and the same kind of process. */
         cost u = run_child(argv[1], NULL, n, churn);
-        if (u.wall > 0)
-            keep_best(&untraced, u);
         cost o = self ? run_child(self, "--child", n, churn) : (cost){0, 0, 0};
-        if (o.wall > 0)
-            keep_best(&off_child, o);
+        if (u.wall > 0 && o.wall > 0) {
+            untraced[children] = u.wall;
+            off_child[children++] = o.wall;
+        }
     }
     workload_free(&w);
     g_rmdir(dir);
@@ -389,14 +425,14 @@ int main(int argc, char **argv)
     g_free(dir);
     g_free(self);
 
-    if (untraced.wall < 1e300 && off_child.wall < 1e300)
-        emit("viommu.request_trace_off_vs_compiled_out", n, off_child.wall, untraced.wall);
-    emit("viommu.request_trace_usdt_vs_off", n, usdt.wall, off.wall);
-    emit("viommu.request_trace_jsonl_vs_off", n, jsonl.wall, off.wall);
-    emit("viommu.request_trace_jsonl_cpu_vs_off", n, jsonl.cpu, off.cpu);
-    emit("viommu.request_trace_jsonl_thread_cpu_vs_off", n, jsonl.thread, off.thread);
-    emit("viommu.request_trace_jsonl_paced_vs_off", n, paced_jsonl, paced_off);
-    emit("viommu.request_trace_jsonl_paced_writer_cpu", n, paced_writer, 0);
+    if (children)
+        emit("viommu.request_trace_off_vs_compiled_out", n, off_child, untraced, children);
+    emit("viommu.request_trace_usdt_vs_off", n, usdt, off[0], ROUNDS);
+    emit("viommu.request_trace_jsonl_vs_off", n, jsonl[0], off[0], ROUNDS);
+    emit("viommu.request_trace_jsonl_cpu_vs_off", n, jsonl[1], off[1], ROUNDS);
+    emit("viommu.request_trace_jsonl_thread_cpu_vs_off", n, jsonl[2], off[2], ROUNDS);
+    emit("viommu.request_trace_jsonl_paced_vs_off", n, paced_jsonl, paced_off, ROUNDS);
+    emit("viommu.request_trace_jsonl_paced_writer_cpu", n, paced_writer, NULL, ROUNDS);
     return listened == 0;
 }
 #endif
