@@ -30,9 +30,10 @@
  * doubling up to WRITER_PERIOD_MAX_US while the rings stay empty, so a
  * steady stream of events costs the producers no wake-up call; a producer
  * wakes it early only when its ring is half full. It does not spin while
- * it waits, which took a whole core: 700 to 960 ns of CPU time per
- * request with a million requests a second, against 350 to 420 asleep.
- * A file being followed (tail -f) lags by at most WRITER_PERIOD_MAX_US.
+ * it waits: on a machine whose cores share their resources (hyperthreads,
+ * or the virtual CPUs of a guest) a core that merely spins slows the one
+ * running the requests by 10% or more. A file being followed (tail -f)
+ * lags by at most WRITER_PERIOD_MAX_US.
  *
  * Everything that is not a ring's data (the list of rings, the files,
  * sleeping, waiting for room, flushing, starting and stopping the thread)
@@ -126,14 +127,10 @@ static struct {
     size_t active_cap;
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static pthread_once_t writer_once = PTHREAD_ONCE_INIT;
+static pthread_once_t cond_once = PTHREAD_ONCE_INIT;
 
-static void select_stream_copy(void);
-
-/* What the writer and the rings share, set up once. */
-static void writer_once_init(void)
+static void cond_init(void)
 {
-    select_stream_copy();
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -149,7 +146,7 @@ static void ring_free(trace_ring *r)
 
 trace_ring *trace_ring_new(void)
 {
-    pthread_once(&writer_once, writer_once_init);
+    pthread_once(&cond_once, cond_init);
     trace_ring *r = g_aligned_alloc0(1, sizeof(*r), _Alignof(trace_ring));
     /* Mapped, not allocated: its pages are touched only as events fill
      * them (an allocator may clear or fill a block it hands out), so a
@@ -204,72 +201,23 @@ void trace_ring_kick(trace_ring *r)
     pthread_mutex_unlock(&W.mu);
 }
 
-/*
- * Copies @n bytes to @dst with streaming stores: @dst and @src 64-byte
- * aligned, @n a multiple of 64 (a group of events is whole cache lines).
- * The widest stores the CPU has, chosen once (select_stream_copy): one
- * 64-byte store writes a whole line at once, where four 16-byte ones may
- * leave the core as partial writes. At 1M live mappings the request path
- * ran 4 to 9% faster with tracing to a file than with 16-byte streaming
- * stores (AVX-512; 32-byte ones came close).
- */
+/* Copies @n bytes to @dst with streaming stores; both are 16-byte
+ * aligned and @n a multiple of 16 (whole events). */
+static void stream_copy(void *dst, const void *src, size_t n)
+{
 #if defined(__x86_64__)
-__attribute__((target("avx512f"))) static void stream_copy_64(void *dst, const void *src, size_t n)
-{
-    __m512i *d = dst;
-    const __m512i *s = src;
-    for (size_t i = 0; i < n / sizeof(__m512i); i++)
-        _mm512_stream_si512(&d[i], _mm512_load_si512(&s[i]));
-    /* The events are in memory before the count that publishes them. */
-    _mm_sfence();
-}
-
-__attribute__((target("avx2"))) static void stream_copy_32(void *dst, const void *src, size_t n)
-{
-    __m256i *d = dst;
-    const __m256i *s = src;
-    for (size_t i = 0; i < n / sizeof(__m256i); i++)
-        _mm256_stream_si256(&d[i], _mm256_load_si256(&s[i]));
-    _mm_sfence();
-}
-
-static void stream_copy_16(void *dst, const void *src, size_t n)
-{
     __m128i *d = dst;
     const __m128i *s = src;
     for (size_t i = 0; i < n / sizeof(__m128i); i++)
         _mm_stream_si128(&d[i], _mm_load_si128(&s[i]));
+    /* The events are in memory before the count that publishes them. */
     _mm_sfence();
-}
-
-static void (*stream_copy)(void *dst, const void *src, size_t n) = stream_copy_16;
-
-/* The widest store, in bytes, select_stream_copy may choose: tests build
- * the writer with narrower ones, which this CPU would not take. */
-#ifndef TRACE_STREAM_STORE_MAX
-#define TRACE_STREAM_STORE_MAX 64
-#endif
-
-static void select_stream_copy(void)
-{
-    __builtin_cpu_init();
-    if (TRACE_STREAM_STORE_MAX >= 64 && __builtin_cpu_supports("avx512f"))
-        stream_copy = stream_copy_64;
-    else if (TRACE_STREAM_STORE_MAX >= 32 && __builtin_cpu_supports("avx2"))
-        stream_copy = stream_copy_32;
-}
 #else
-static void stream_copy(void *dst, const void *src, size_t n)
-{
     memcpy(dst, src, n);
-}
-
-static void select_stream_copy(void)
-{
-}
 #endif
+}
 
-_Static_assert(TRACE_RING_GROUP * sizeof(trace_event) % 64 == 0, "a group is whole cache lines");
+_Static_assert(sizeof(trace_event) % 16 == 0, "events copy in 16-byte pieces");
 _Static_assert(RING_SLOTS % TRACE_RING_GROUP == 0, "a group never wraps the ring");
 
 void trace_ring_publish(trace_ring *r)
@@ -634,7 +582,7 @@ static void restart_locked(void)
 
 int trace_files_attach(trace_format format, FILE *file, uint64_t since_ns, uint64_t origin_ns)
 {
-    pthread_once(&writer_once, writer_once_init);
+    pthread_once(&cond_once, cond_init);
     pthread_mutex_lock(&W.mu);
     stop_locked();
     sink *s = &W.sinks[format];

@@ -21,10 +21,7 @@
 #include "config.h"
 #include "trace-internal.h"
 
-/* Events per thread; the builds with narrower streaming stores fire fewer. */
-#ifndef EVENTS
 #define EVENTS 1000000u
-#endif
 #define BATCH 64u
 
 _Static_assert(TRACE_RING_SLOTS <= 1024, "this test's build makes the rings small");
