@@ -30,10 +30,9 @@
  * doubling up to WRITER_PERIOD_MAX_US while the rings stay empty, so a
  * steady stream of events costs the producers no wake-up call; a producer
  * wakes it early only when its ring is half full. It does not spin while
- * it waits: on a machine whose cores share their resources (hyperthreads,
- * or the virtual CPUs of a guest) a core that merely spins slows the one
- * running the requests by 10% or more. A file being followed (tail -f)
- * lags by at most WRITER_PERIOD_MAX_US.
+ * it waits, which took a whole core: 700 to 960 ns of CPU time per
+ * request with a million requests a second, against 340 to 450 asleep.
+ * A file being followed (tail -f) lags by at most WRITER_PERIOD_MAX_US.
  *
  * Everything that is not a ring's data (the list of rings, the files,
  * sleeping, waiting for room, flushing, starting and stopping the thread)
