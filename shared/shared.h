@@ -777,18 +777,20 @@ SHARED_API uint64_t trace_now_ns(void);
  * (trace_open_path). Its layout is private to the project's libraries,
  * which share it through trace-internal.h: the device writes the events
  * of a request batch straight into the ring of the thread that runs it,
- * with no call per event. Only these three functions cross the libraries'
+ * with no call per event. Only these four functions cross the libraries'
  * boundary.
  *
  * trace_thread_ring - the calling thread's ring while the trace files are
  * the only outputs that want events (no synchronous stream, no callback),
  * else NULL. trace_ring_publish - hands the events staged in @r to the
- * writer thread. trace_ring_wait_room - waits until @r has room; false
- * when no file output is on any more.
+ * writer thread. trace_ring_copy_group - copies the group of events just
+ * staged in @r into the ring. trace_ring_wait_room - waits until @r has
+ * room; false when no file output is on any more.
  */
 typedef struct trace_ring trace_ring;
 SHARED_API trace_ring *trace_thread_ring(void);
 SHARED_API void trace_ring_publish(trace_ring *r);
+SHARED_API void trace_ring_copy_group(trace_ring *r);
 SHARED_API bool trace_ring_wait_room(trace_ring *r);
 
 /** trace_event_name - the name of @id, or NULL when @id is not an event. */

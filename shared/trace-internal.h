@@ -71,20 +71,26 @@ static inline void trace_field_store(trace_event *ev, const trace_field_info *f,
  * streaming stores (x86-64), which go to memory without taking the
  * lines: the writer's reads then never take a line the owner will write
  * again, which would make the owner's later stores wait for the other
- * core. What it publishes before a group is full (trace_ring_publish: at
- * the end of a request batch) it copies with plain stores, and a fire
- * function's event, with nothing staged, goes straight into the ring.
- * Its fields, its published count and the writer's position are on
- * separate cache lines.
+ * core. Streaming stores need a fence before the count that publishes
+ * them, and a fence waits until they reach memory: the owner publishes
+ * when a request batch ends (trace_ring_publish), or once
+ * TRACE_RING_PUBLISH_EVERY events wait, not at every group, so by then
+ * the groups copied earlier are already in memory and one fence covers
+ * them all. What it publishes before a group is full it copies with
+ * plain stores, and a fire function's event, with nothing staged and no
+ * fence owed, goes straight into the ring. Its fields, its published
+ * count and the writer's position are on separate cache lines.
  */
 struct trace_ring {
     trace_event *slots; /* ts_ns: the absolute trace clock reading */
     uint64_t head;      /* events put; the owner thread only */
-    uint64_t copied;    /* events copied into slots and published */
+    uint64_t copied;    /* events copied into slots */
+    uint64_t announced; /* events published (the last store of published) */
     uint64_t tail_seen; /* the last tail the owner loaded */
+    bool fence_owed;    /* streaming stores since the last fence */
     /* Event i is staged in stage[i % TRACE_RING_GROUP] until copied. */
     _Alignas(64) trace_event stage[TRACE_RING_GROUP];
-    /* copied, as the writer sees it: a release store. */
+    /* announced, as the writer sees it: a release store. */
     _Alignas(64) uint64_t published;
     /* The writer's position: a release store after it formatted slots. */
     _Alignas(64) uint64_t tail;
@@ -96,6 +102,14 @@ struct trace_ring {
     bool dead; /* the owner thread exited */
 };
 
+/* Events copied into a ring and not yet published, at most: a batch with
+ * many more events than a request batch's hands them over as it goes. A
+ * test builds the writer with more than a ring holds, so only a full
+ * ring publishes. */
+#ifndef TRACE_RING_PUBLISH_EVERY
+#define TRACE_RING_PUBLISH_EVERY (TRACE_RING_SLOTS / 8)
+#endif
+
 /* A new ring for the calling thread, registered with the writer. */
 trace_ring *trace_ring_new(void);
 
@@ -104,7 +118,8 @@ void trace_ring_retire(trace_ring *r);
 
 /* trace_ring_wait_room (shared.h) is the slow path of trace_ring_room;
  * trace_ring_publish (shared.h) copies the staged events into the ring
- * and publishes them. */
+ * and publishes them; trace_ring_copy_group (shared.h) copies a full
+ * group. */
 
 /* True when @r has a free slot, waiting for one if it must. */
 static inline bool trace_ring_room(trace_ring *r)
@@ -121,19 +136,20 @@ static inline trace_event *trace_ring_stage(trace_ring *r)
     return &r->stage[r->head % TRACE_RING_GROUP];
 }
 
-/* Counts the event filled through trace_ring_stage, publishing the group
- * it completes. */
+/* Counts the event filled through trace_ring_stage, copying the group it
+ * completes into the ring. */
 static inline void trace_ring_staged(trace_ring *r)
 {
     if (++r->head % TRACE_RING_GROUP == 0)
-        trace_ring_publish(r);
+        trace_ring_copy_group(r);
 }
 
 /*
  * trace_ring_put_<name>(r, ts_ns, fields...) - stages event <name> with
  * time @ts_ns (a trace_now_ns() reading) in @r; the event is dropped only
  * when the files went off while @r was full. The writer sees it once
- * published (trace_ring_publish, or a full group). The fire functions
+ * published (trace_ring_publish, or TRACE_RING_PUBLISH_EVERY events
+ * later, or when @r is full). The fire functions
  * use them, and so can a hot loop of the project that took its thread's
  * ring from trace_thread_ring() once and publishes when it is done. Such
  * a caller must fire its events through TRACE() instead while a tracer
@@ -161,15 +177,15 @@ void trace_ring_kick(trace_ring *r);
 /*
  * trace_ring_write_<name>(r, ts_ns, fields...) - writes event <name> and
  * publishes it at once, as a fire function does: straight into the ring
- * when nothing is staged (one copy, plain stores, which the release
- * store of the count orders), else staged behind what is and published
- * with it.
+ * when nothing is staged and no fence is owed (one copy, plain stores,
+ * which the release store of the count orders), else staged behind what
+ * is and published with it.
  */
 #define TRACE_RING_WRITE_FN_(name, doc)                                                            \
     static inline void trace_ring_write_##name(                                                    \
         trace_ring *r, uint64_t ts_ns, TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))        \
     {                                                                                              \
-        if (r->copied != r->head) {                                                                \
+        if (r->copied != r->head || r->fence_owed) {                                               \
             trace_ring_put_##name(r, ts_ns, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));    \
             trace_ring_publish(r);                                                                 \
             return;                                                                                \
@@ -182,6 +198,7 @@ void trace_ring_kick(trace_ring *r);
         ev->u.name = (trace_##name##_fields){TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)};   \
         uint64_t head = ++r->head;                                                                 \
         r->copied = head;                                                                          \
+        r->announced = head;                                                                       \
         __atomic_store_n(&r->published, head, __ATOMIC_RELEASE);                                   \
         if (__builtin_expect(head - r->tail_seen >= TRACE_RING_SLOTS / 2, 0))                      \
             trace_ring_kick(r);                                                                    \

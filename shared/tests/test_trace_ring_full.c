@@ -21,8 +21,15 @@
 #include "config.h"
 #include "trace-internal.h"
 
+/* Events each thread fires. */
+#ifndef EVENTS
 #define EVENTS 1000000u
+#endif
+/* Events the batch thread puts between two publishes; one build publishes
+ * only at the end, so only a full ring hands its events over. */
+#ifndef BATCH
 #define BATCH 64u
+#endif
 
 _Static_assert(TRACE_RING_SLOTS <= 1024, "this test's build makes the rings small");
 
