@@ -129,6 +129,9 @@ static int walk_chain(viommu_vq *vq, const struct vring_desc *table, uint16_t he
     uint32_t walked = 0; /* in the current table: more than n means a loop */
     uint32_t total = 0;
     bool writing = false;
+    /* Told apart by a flag, not by the table's address: an indirect
+     * table may sit where the queue's own table is. */
+    bool indirect = false;
 
     c->head = head;
     c->off = vq->iov_len;
@@ -144,7 +147,7 @@ static int walk_chain(viommu_vq *vq, const struct vring_desc *table, uint16_t he
         if (flags & VRING_DESC_F_INDIRECT) {
             /* Only a head may point to an indirect table, and not also
              * chain on: the spec forbids INDIRECT with NEXT. */
-            if (descs != table || walked || (flags & VRING_DESC_F_NEXT))
+            if (indirect || walked || (flags & VRING_DESC_F_NEXT))
                 return -EIO;
             if (len == 0 || len % sizeof(struct vring_desc) ||
                 len / sizeof(struct vring_desc) > VIOMMU_VQ_MAX_CHAIN)
@@ -152,6 +155,7 @@ static int walk_chain(viommu_vq *vq, const struct vring_desc *table, uint16_t he
             descs = gmap(vq, addr, len, false, 1); /* read with memcpy */
             if (!descs)
                 return -EIO;
+            indirect = true;
             n = len / sizeof(struct vring_desc);
             idx = 0;
             continue;

@@ -7,7 +7,9 @@
  * fires events one by one (the fire functions), the other puts them into
  * its ring in batches and publishes each batch, as the device's request
  * path does. Every event must reach the output in its thread's order,
- * and no thread may wait for ever (the test's timeout).
+ * and no thread may wait for ever (the test's timeout). One build's batch
+ * thread publishes only at its end: a ring that fills must then publish
+ * what it holds itself, or its thread waits for room for ever.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>

@@ -248,6 +248,14 @@ static void build_indirect_loop(guest *g)
     make_avail(g, 0);
 }
 
+/* The head's indirect table is the queue's own descriptor table, whose
+ * first descriptor is that head: walking it would never end. */
+static void build_indirect_to_own_table(guest *g)
+{
+    put_desc(g, DESC, 0, DESC, 16 * QSIZE, 4, 0);
+    make_avail(g, 0);
+}
+
 static void build_too_many_avail(guest *g)
 {
     uint16_t idx = htole16(QSIZE + 1);
@@ -265,6 +273,7 @@ Test(viommu_vq, reports_broken_rings_as_eio)
     cr_assert_eq(broken(build_bad_indirect_len), -EIO);
     cr_assert_eq(broken(build_nested_indirect), -EIO);
     cr_assert_eq(broken(build_indirect_loop), -EIO);
+    cr_assert_eq(broken(build_indirect_to_own_table), -EIO);
     cr_assert_eq(broken(build_too_many_avail), -EIO);
 }
 
