@@ -61,7 +61,7 @@
 #define PAIRS 4096
 #define ROUNDS 9
 /* Measurements in each child process, of which it reports the best. */
-#define CHILD_ROUNDS 3
+#define CHILD_ROUNDS 5
 #define DEFAULT_LIVE 1000000
 #define DEFAULT_CHURN 131072
 /* Requests per second offered in the paced measurement: a guest that
