@@ -79,6 +79,7 @@ viommu *viommu_new(const viommu_config *cfg, GError **error)
     v->domains = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, domain_free);
     v->failures = g_array_new(FALSE, FALSE, sizeof(vi_failure));
     v->trace_reqs = g_array_new(FALSE, FALSE, sizeof(vi_req_trace));
+    v->trace_listeners = true;
     v->events = g_new0(vi_event_buf, cfg->max_event_buffers);
     return v;
 }

@@ -92,8 +92,8 @@ int vi_emit_map(viommu *v, vi_endpoint *ep, const mapping_event *ev)
         return 0;
     begin_listener(v, ep);
     int rc = ep->listener.ops->map(ep->listener.opaque, ev);
-    VI_TRACE_AT(v, listener_map, v->trace_ts, ep->trace_index, ev->endpoint, ev->domain, ev->iova,
-                ev->iova_last, ev->gpa, ev->prot, rc);
+    if (vi_trace_listener_wanted(v))
+        vi_trace_listener(v, ep->trace_index, ev, rc, true);
     if (rc < 0) {
         v->stats.listener_failures++;
         return rc;
@@ -108,14 +108,17 @@ void vi_emit_unmap(viommu *v, vi_endpoint *ep, const mapping_event *ev)
     begin_listener(v, ep);
     /* The range is gone from the guest's view whatever the listener says. */
     int rc = ep->listener.ops->unmap(ep->listener.opaque, ev);
-    VI_TRACE_AT(v, listener_unmap, v->trace_ts, ep->trace_index, ev->endpoint, ev->domain, ev->iova,
-                ev->iova_last, ev->gpa, ev->prot, rc);
+    if (vi_trace_listener_wanted(v))
+        vi_trace_listener(v, ep->trace_index, ev, rc, false);
 }
 
 void vi_batch_start(viommu *v)
 {
     v->batch_gen++;
     v->ntouched = 0;
+#ifndef TRACE_COMPILED_OUT
+    v->trace_listeners = vi_trace_listeners_on();
+#endif
 }
 
 /* Unmap-only batches cannot fail a map: nothing to collect. */
@@ -136,6 +139,7 @@ void vi_batch_finish(viommu *v, mapping_failed_fn failed, void *fail_opaque)
             (void)ep->listener.ops->batch_end(ep->listener.opaque, failed, fail_opaque);
     }
     v->ntouched = 0;
+    v->trace_listeners = true;
 }
 
 static void collect_failure(void *opaque, const mapping_event *ev, int err)
@@ -143,8 +147,8 @@ static void collect_failure(void *opaque, const mapping_event *ev, int err)
     viommu *v = opaque;
     vi_failure f = {*ev, err < 0 ? err : -EIO};
     /* The listener's final answer to a map it had accepted at first. */
-    VI_TRACE_AT(v, listener_map, v->trace_ts, vi_trace_listener_index(v, ev->endpoint),
-                ev->endpoint, ev->domain, ev->iova, ev->iova_last, ev->gpa, ev->prot, f.err);
+    if (vi_trace_listener_wanted(v))
+        vi_trace_listener(v, vi_trace_listener_index(v, ev->endpoint), ev, f.err, true);
     g_array_append_val(v->failures, f);
     v->stats.listener_failures++;
 }
@@ -395,6 +399,18 @@ static void run_request(viommu *v, viommu_request *req, uint32_t seq, vi_req_tra
     req->used_len = tail_at + sizeof(struct virtio_iommu_req_tail);
 }
 
+/* Writes the status of @req into its tail; false when it has none (its
+ * buffers go back unwritten). */
+static inline bool write_status(viommu_request *req)
+{
+    if (req->status == VIOMMU_STATUS_NONE)
+        return false;
+    struct virtio_iommu_req_tail tail = {(uint8_t)req->status, {0, 0, 0}};
+    vi_iov_write(req->writable, req->writable_count, req->used_len - sizeof(tail), &tail,
+                 sizeof(tail));
+    return true;
+}
+
 int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
 {
     if (!v || (!reqs && n))
@@ -427,18 +443,14 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
 
     /* The requests complete as their statuses are written, all at once:
      * one clock reading is the time of every request_done. */
-    uint64_t trace_t1 = trace_t0 ? trace_now_ns() : 0;
-    for (size_t i = 0; i < n; i++) {
-        viommu_request *req = &reqs[i];
-        if (req->status == VIOMMU_STATUS_NONE)
-            continue;
-        struct virtio_iommu_req_tail tail = {(uint8_t)req->status, {0, 0, 0}};
-        vi_iov_write(req->writable, req->writable_count, req->used_len - sizeof(tail), &tail,
-                     sizeof(tail));
-        if (trace_t0)
-            vi_trace_request_done(v, req, &tf[i], trace_t0, trace_t1);
-    }
-    if (trace_t0) {
+    if (!trace_t0) {
+        for (size_t i = 0; i < n; i++)
+            write_status(&reqs[i]);
+    } else {
+        uint64_t trace_t1 = trace_now_ns();
+        for (size_t i = 0; i < n; i++)
+            if (write_status(&reqs[i]))
+                vi_trace_request_done(v, &reqs[i], &tf[i], trace_t0, trace_t1);
         vi_trace_batch_end(v, n, trace_t0, trace_t1);
         if (v->trace_ring)
             trace_ring_publish(v->trace_ring);

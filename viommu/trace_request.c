@@ -135,6 +135,16 @@ void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0, uint64_t now)
                 now > t0 ? now - t0 : 0);
 }
 
+void vi_trace_listener(const viommu *v, uint32_t index, const mapping_event *ev, int rc, bool map)
+{
+    if (map)
+        VI_TRACE_AT(v, listener_map, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
+                    ev->iova_last, ev->gpa, ev->prot, rc);
+    else
+        VI_TRACE_AT(v, listener_unmap, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
+                    ev->iova_last, ev->gpa, ev->prot, rc);
+}
+
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint)
 {
     const vi_endpoint *ep = vi_endpoint_lookup(v, endpoint);

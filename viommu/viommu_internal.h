@@ -91,6 +91,10 @@ struct viommu {
      * (vi_trace_batch_begin), the thread's ring, which its events go
      * straight into; else NULL. */
     trace_ring *trace_ring;
+    /* Within a batch, whether its listener events may be wanted, as read
+     * when it started (vi_batch_start); true outside a batch, where each
+     * event checks for itself. */
+    bool trace_listeners;
 
     /* Event queue: posted buffers (a ring) or an attached virtqueue. */
     vi_event_buf *events;
@@ -220,6 +224,24 @@ void vi_trace_request_done(const viommu *v, const viommu_request *req, const vi_
                            uint64_t t0, uint64_t now);
 void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0, uint64_t now);
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
+
+/* A listener event may be wanted: with tracing off, one load and a
+ * branch per listener call; vi_trace_listener then checks the event
+ * itself, out of line. */
+#ifdef TRACE_COMPILED_OUT
+#define vi_trace_listener_wanted(v) 0
+#else
+#define vi_trace_listener_wanted(v) __builtin_expect((v)->trace_listeners, 0)
+#endif
+/* What vi_batch_start reads: tracing is on, or a tracer is attached to
+ * a listener event's probe. */
+#define vi_trace_listeners_on()                                                                    \
+    ((__atomic_load_n(&trace_enabled_flag, __ATOMIC_RELAXED) |                                     \
+      __atomic_load_n(&viommu_listener_map_semaphore, __ATOMIC_RELAXED) |                          \
+      __atomic_load_n(&viommu_listener_unmap_semaphore, __ATOMIC_RELAXED)) != 0)
+/* Fires listener_map (@map) or listener_unmap for @ev, which listener
+ * @index answered with @rc, when that event is wanted. */
+void vi_trace_listener(const viommu *v, uint32_t index, const mapping_event *ev, int rc, bool map);
 
 /* translate.c: the event queue. */
 void vi_events_drop(viommu *v);

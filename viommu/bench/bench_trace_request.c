@@ -283,7 +283,8 @@ static void keep_best(cost *best, cost c)
 #define COST_NONE ((cost){1e300, 1e300, 1e300})
 
 /* A child (either build, tracing off): the best of CHILD_ROUNDS measurements
- * on a workload of its own, printed as two numbers (wall clock, CPU). */
+ * on a workload of its own, printed as three numbers (wall clock, CPU, and
+ * how many requests it measured, warm-up included). */
 static int child_main(size_t n, size_t churn)
 {
     workload w;
@@ -292,7 +293,9 @@ static int child_main(size_t n, size_t churn)
     measure(&w); /* warm-up */
     for (int r = 0; r < CHILD_ROUNDS; r++)
         keep_best(&best, measure(&w));
-    printf("%.3f %.3f\n", best.wall, best.cpu);
+    /* measure() runs whole cycles of the 2 * PAIRS requests. */
+    size_t cycles = (churn + 2 * PAIRS - 1) / (2 * PAIRS);
+    printf("%.3f %.3f %zu\n", best.wall, best.cpu, (CHILD_ROUNDS + 1) * cycles * 2 * PAIRS);
     workload_free(&w);
     return listened == 0;
 }
@@ -350,6 +353,57 @@ static cost run_child(const char *exe, const char *arg, size_t n, size_t churn)
         c = (cost){0, 0, 0};
     g_free(cmd);
     return c;
+}
+
+/*
+ * The instructions per request the request path executes with tracing
+ * off, in @exe (with @arg first, when given), counted by valgrind's
+ * cachegrind: the count of a child that measures 2 * PAIRS requests per
+ * round minus that of one that measures 4 * PAIRS, over the requests
+ * between, so the workload's set-up cancels out. Unlike a time it does
+ * not vary from run to run. 0 when a run failed.
+ */
+static double child_instructions(const char *valgrind, const char *exe, const char *arg, size_t n,
+                                 const char *dir)
+{
+    char *log = g_build_filename(dir, "cachegrind.log", NULL);
+    GRegex *refs = g_regex_new("I\\s+refs:\\s+([0-9,]+)", 0, 0, NULL);
+    double count[2] = {0, 0}, requests[2] = {0, 0};
+    bool ok = true;
+    for (int i = 0; i < 2 && ok; i++) {
+        char *cmd = g_strdup_printf("'%s' --tool=cachegrind --cache-sim=no "
+                                    "--cachegrind-out-file=/dev/null --log-file='%s' '%s' %s %zu %u",
+                                    valgrind, log, exe, arg ? arg : "", n, (i + 1) * 2 * PAIRS);
+        FILE *p = popen(cmd, "r");
+        double wall, cpu;
+        ok = p && fscanf(p, "%lf %lf %lf", &wall, &cpu, &requests[i]) == 3;
+        if (p && pclose(p) != 0)
+            ok = false;
+        char *text = NULL;
+        GMatchInfo *m = NULL;
+        if (ok && g_file_get_contents(log, &text, NULL, NULL) &&
+            g_regex_match(refs, text, 0, &m)) {
+            char *digits = g_match_info_fetch(m, 1);
+            GString *plain = g_string_new(NULL);
+            for (const char *c = digits; *c; c++)
+                if (*c != ',')
+                    g_string_append_c(plain, *c);
+            count[i] = g_ascii_strtod(plain->str, NULL);
+            g_string_free(plain, TRUE);
+            g_free(digits);
+        } else {
+            ok = false;
+        }
+        g_match_info_free(m);
+        g_free(text);
+        g_unlink(log);
+        g_free(cmd);
+    }
+    g_regex_unref(refs);
+    g_free(log);
+    if (!ok || requests[1] <= requests[0] || count[1] <= count[0])
+        return 0;
+    return (count[1] - count[0]) / (requests[1] - requests[0]);
 }
 
 int main(int argc, char **argv)
@@ -420,6 +474,18 @@ int main(int argc, char **argv)
         }
     }
     workload_free(&w);
+
+    /* The instructions of both builds with tracing off, when valgrind is
+     * installed: what tracing off adds to the request path, exactly. */
+    char *valgrind = g_find_program_in_path("valgrind");
+    double insn_untraced = 0, insn_off = 0;
+    if (valgrind && self) {
+        insn_untraced = child_instructions(valgrind, argv[1], NULL, n, dir);
+        insn_off = child_instructions(valgrind, self, "--child", n, dir);
+    } else {
+        fprintf(stderr, "valgrind not found: no instruction counts\n");
+    }
+    g_free(valgrind);
     g_rmdir(dir);
     g_free(path);
     g_free(dir);
@@ -427,6 +493,11 @@ int main(int argc, char **argv)
 
     if (children)
         emit("viommu.request_trace_off_vs_compiled_out", n, off_child, untraced, children);
+    if (insn_untraced > 0 && insn_off > 0)
+        printf("{\"bench\": \"viommu.request_trace_off_vs_compiled_out_instructions/%zu\", "
+               "\"value\": %.1f, \"unit\": \"instructions/req\", \"baseline\": %.1f, "
+               "\"ratio\": %.4f}\n",
+               n, insn_off, insn_untraced, insn_untraced / insn_off);
     emit("viommu.request_trace_usdt_vs_off", n, usdt, off[0], ROUNDS);
     emit("viommu.request_trace_jsonl_vs_off", n, jsonl[0], off[0], ROUNDS);
     emit("viommu.request_trace_jsonl_cpu_vs_off", n, jsonl[1], off[1], ROUNDS);
