@@ -8,7 +8,7 @@
 
 #include "viommu_internal.h"
 
-size_t vi_iov_size(const struct iovec *iov, size_t count)
+size_t vi_iov_size_walk(const struct iovec *iov, size_t count)
 {
     size_t total = 0;
     for (size_t i = 0; i < count; i++) {
@@ -399,16 +399,15 @@ static void run_request(viommu *v, viommu_request *req, uint32_t seq, vi_req_tra
     req->used_len = tail_at + sizeof(struct virtio_iommu_req_tail);
 }
 
-/* Writes the status of @req into its tail; false when it has none (its
+/* Writes the status of @req into its tail, when it has one (else its
  * buffers go back unwritten). */
-static inline bool write_status(viommu_request *req)
+static inline void write_status(viommu_request *req)
 {
     if (req->status == VIOMMU_STATUS_NONE)
-        return false;
+        return;
     struct virtio_iommu_req_tail tail = {(uint8_t)req->status, {0, 0, 0}};
     vi_iov_write(req->writable, req->writable_count, req->used_len - sizeof(tail), &tail,
                  sizeof(tail));
-    return true;
 }
 
 int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
@@ -443,15 +442,10 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
 
     /* The requests complete as their statuses are written, all at once:
      * one clock reading is the time of every request_done. */
-    if (!trace_t0) {
-        for (size_t i = 0; i < n; i++)
-            write_status(&reqs[i]);
-    } else {
-        uint64_t trace_t1 = trace_now_ns();
-        for (size_t i = 0; i < n; i++)
-            if (write_status(&reqs[i]))
-                vi_trace_request_done(v, &reqs[i], &tf[i], trace_t0, trace_t1);
-        vi_trace_batch_end(v, n, trace_t0, trace_t1);
+    for (size_t i = 0; i < n; i++)
+        write_status(&reqs[i]);
+    if (trace_t0) {
+        vi_trace_batch_done(v, reqs, tf, n, trace_t0, trace_now_ns());
         if (v->trace_ring)
             trace_ring_publish(v->trace_ring);
         v->trace_ts = 0;

@@ -116,8 +116,8 @@ static void reread_fields(const viommu_request *req, vi_req_trace *f)
     }
 }
 
-void vi_trace_request_done(const viommu *v, const viommu_request *req, const vi_req_trace *f,
-                           uint64_t t0, uint64_t now)
+static inline void request_done(const viommu *v, const viommu_request *req,
+                                const vi_req_trace *f, uint64_t t0, uint64_t now)
 {
     vi_req_trace reread;
     if (!f->decoded) {
@@ -129,8 +129,12 @@ void vi_trace_request_done(const viommu *v, const viommu_request *req, const vi_
                 v->stats.batches + 1);
 }
 
-void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0, uint64_t now)
+void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, const vi_req_trace *tf,
+                         size_t n, uint64_t t0, uint64_t now)
 {
+    for (size_t i = 0; i < n; i++)
+        if (reqs[i].status != VIOMMU_STATUS_NONE)
+            request_done(v, &reqs[i], &tf[i], t0, now);
     VI_TRACE_AT(v, batch_end, now, v->stats.batches + 1, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
                 now > t0 ? now - t0 : 0);
 }

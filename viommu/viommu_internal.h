@@ -220,9 +220,11 @@ typedef struct vi_req_trace {
                      0)
 #endif
 uint64_t vi_trace_batch_begin(viommu *v, const viommu_request *reqs, size_t n);
-void vi_trace_request_done(const viommu *v, const viommu_request *req, const vi_req_trace *f,
-                           uint64_t t0, uint64_t now);
-void vi_trace_batch_end(const viommu *v, size_t n, uint64_t t0, uint64_t now);
+/* The request_done event of every request of @reqs that completed (its
+ * fields in @tf), then batch_end: all at @now, when the statuses were
+ * written. */
+void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, const vi_req_trace *tf,
+                         size_t n, uint64_t t0, uint64_t now);
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
 
 /* A listener event may be wanted: with tracing off, one load and a
@@ -253,11 +255,18 @@ void vi_events_drop(viommu *v);
 int vi_vq_push_event(viommu_vq *vq, const void *data, size_t len, bool *notify);
 
 /* Copies between iovec lists and flat buffers; return bytes copied. */
-size_t vi_iov_size(const struct iovec *iov, size_t count);
+size_t vi_iov_size_walk(const struct iovec *iov, size_t count);
 size_t vi_iov_read_walk(const struct iovec *iov, size_t count, size_t offset, void *buf,
                         size_t len);
 size_t vi_iov_write_walk(const struct iovec *iov, size_t count, size_t offset, const void *buf,
                          size_t len);
+
+/* The bytes of an iovec list, saturated at SIZE_MAX. Inline for the
+ * usual case, a single buffer. */
+static inline size_t vi_iov_size(const struct iovec *iov, size_t count)
+{
+    return count == 1 ? iov[0].iov_len : vi_iov_size_walk(iov, count);
+}
 
 /* Copies up to @len bytes at @offset of the iovec list out to @buf;
  * returns the bytes copied. Inline for the usual case, a request that
