@@ -194,6 +194,54 @@ Test(trace_request, each_listener_call_is_traced_with_its_answer)
     viommu_free(v);
 }
 
+/* A listener that turns tracing on or off when it is told a map. */
+typedef enum switch_action { SWITCH_NONE, SWITCH_ON, SWITCH_OFF } switch_action;
+
+static int switch_tracing(void *opaque, const mapping_event *ev)
+{
+    (void)ev;
+    switch_action *action = opaque;
+    if (*action == SWITCH_ON)
+        start();
+    else if (*action == SWITCH_OFF)
+        trace_stop();
+    *action = SWITCH_NONE;
+    return 0;
+}
+
+static const mapping_listener_ops switch_ops = {.map = switch_tracing, .unmap = on_unmap};
+
+Test(trace_request, a_batch_fires_the_events_tracing_wanted_when_it_started)
+{
+    viommu *v = test_device(0, 1);
+    switch_action action = SWITCH_ON;
+    mapping_listener l = {&switch_ops, &action};
+    cr_assert_eq(viommu_endpoint_set_listener(v, 1, &l), 0);
+    cr_assert_eq(test_attach(v, 1, 1, 0), VIRTIO_IOMMU_S_OK);
+    memset(&rec, 0, sizeof(rec));
+
+    /* Tracing goes on within the batch: the batch, listener event
+     * included, stays untraced; the next one is traced whole. */
+    cr_assert_eq(test_map(v, 1, 0x1000, 0x1fff, 0x1000, RW), VIRTIO_IOMMU_S_OK);
+    cr_assert(trace_enabled());
+    cr_assert_eq(rec.n, 0);
+    cr_assert_eq(test_map(v, 1, 0x2000, 0x2fff, 0x2000, RW), VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(count(TRACE_EV_request_received), 1);
+    cr_assert_eq(count(TRACE_EV_listener_map), 1);
+    cr_assert_eq(count(TRACE_EV_request_done), 1);
+
+    /* Tracing goes off within a traced batch, before its listener event:
+     * what the batch fired before is recorded, nothing after. */
+    memset(&rec, 0, sizeof(rec));
+    action = SWITCH_OFF;
+    cr_assert_eq(test_map(v, 1, 0x3000, 0x3fff, 0x3000, RW), VIRTIO_IOMMU_S_OK);
+    cr_assert_not(trace_enabled());
+    cr_assert_eq(count(TRACE_EV_request_received), 1);
+    cr_assert_eq(count(TRACE_EV_listener_map), 0);
+    cr_assert_eq(count(TRACE_EV_request_done), 0);
+    viommu_free(v);
+}
+
 Test(trace_request, a_reported_fault_is_traced)
 {
     viommu *v = test_device(0, 1);
