@@ -145,6 +145,33 @@ static inline void trace_ring_staged(trace_ring *r)
 }
 
 /*
+ * A run of stage slots for events put one after the other, as a loop
+ * that fires many does without a call or a check per event:
+ * trace_ring_stage_run gives the first slot and how many follow it (at
+ * least one, at most @want and what is left of the current group and of
+ * the room in the ring, waiting for room if it must; 0 when the files
+ * went off while @r was full); the caller fills some of them (id, ts_ns,
+ * fields) and counts them with trace_ring_staged_run.
+ */
+static inline size_t trace_ring_stage_run(trace_ring *r, size_t want, trace_event **first)
+{
+    if (!trace_ring_room(r))
+        return 0;
+    size_t room = TRACE_RING_SLOTS - (size_t)(r->head - r->tail_seen);
+    size_t left = TRACE_RING_GROUP - (size_t)(r->head % TRACE_RING_GROUP);
+    size_t k = want < left ? want : left;
+    *first = &r->stage[r->head % TRACE_RING_GROUP];
+    return k < room ? k : room;
+}
+
+static inline void trace_ring_staged_run(trace_ring *r, size_t k)
+{
+    r->head += k;
+    if (k && r->head % TRACE_RING_GROUP == 0)
+        trace_ring_copy_group(r);
+}
+
+/*
  * trace_ring_put_<name>(r, ts_ns, fields...) - stages event <name> with
  * time @ts_ns (a trace_now_ns() reading) in @r; the event is dropped only
  * when the files went off while @r was full. The writer sees it once

@@ -130,8 +130,15 @@ static struct {
 
 static pthread_once_t cond_once = PTHREAD_ONCE_INIT;
 
+/* Set once, with the condition: the processor has AVX2, and a group is
+ * copied into a ring 32 bytes at a time. */
+static bool copy_avx2;
+
 static void cond_init(void)
 {
+#if defined(__x86_64__)
+    copy_avx2 = __builtin_cpu_supports("avx2");
+#endif
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -220,6 +227,21 @@ static void stream_copy_group(trace_event *dst, const trace_event *src)
 #endif
 }
 
+#if defined(__x86_64__)
+/* The same with 32-byte loads and stores, on a processor with AVX2: half
+ * the instructions. Both are 32-byte aligned (a group is whole cache
+ * lines of the stage and of the page-aligned ring). */
+__attribute__((target("avx2"))) static void stream_copy_group_avx2(trace_event *dst,
+                                                                    const trace_event *src)
+{
+    __m256i *d = (__m256i *)(void *)dst;
+    const __m256i *s = (const __m256i *)(const void *)src;
+#pragma GCC unroll 16
+    for (size_t i = 0; i < GROUP_BYTES / sizeof(__m256i); i++)
+        _mm256_stream_si256(&d[i], _mm256_load_si256(&s[i]));
+}
+#endif
+
 /* Waits until the streaming stores before it are in memory. */
 static void store_fence(void)
 {
@@ -229,6 +251,7 @@ static void store_fence(void)
 }
 
 _Static_assert(sizeof(trace_event) % 16 == 0, "events copy in 16-byte pieces");
+_Static_assert(GROUP_BYTES % 32 == 0, "a group copies in 32-byte pieces");
 _Static_assert(RING_SLOTS % TRACE_RING_GROUP == 0, "a group never wraps the ring");
 
 /* Copies the staged events [copied, head) into the ring. */
@@ -246,7 +269,12 @@ static void ring_copy(trace_ring *r)
     const trace_event *src = &r->stage[from % TRACE_RING_GROUP];
     size_t bytes = (size_t)(to - from) * sizeof(trace_event);
     if (to - from == TRACE_RING_GROUP) {
-        stream_copy_group(dst, src);
+#if defined(__x86_64__)
+        if (copy_avx2)
+            stream_copy_group_avx2(dst, src);
+        else
+#endif
+            stream_copy_group(dst, src);
         r->fence_owed = true;
     } else {
         memcpy(dst, src, bytes);

@@ -93,7 +93,7 @@ int vi_emit_map(viommu *v, vi_endpoint *ep, const mapping_event *ev)
     begin_listener(v, ep);
     int rc = ep->listener.ops->map(ep->listener.opaque, ev);
     if (vi_trace_listener_wanted(v))
-        vi_trace_listener(v, ep->trace_index, ev, rc, true);
+        vi_trace_listener_map(v, ep->trace_index, ev, rc);
     if (rc < 0) {
         v->stats.listener_failures++;
         return rc;
@@ -109,7 +109,7 @@ void vi_emit_unmap(viommu *v, vi_endpoint *ep, const mapping_event *ev)
     /* The range is gone from the guest's view whatever the listener says. */
     int rc = ep->listener.ops->unmap(ep->listener.opaque, ev);
     if (vi_trace_listener_wanted(v))
-        vi_trace_listener(v, ep->trace_index, ev, rc, false);
+        vi_trace_listener_unmap(v, ep->trace_index, ev, rc);
 }
 
 void vi_batch_start(viommu *v)
@@ -148,7 +148,7 @@ static void collect_failure(void *opaque, const mapping_event *ev, int err)
     vi_failure f = {*ev, err < 0 ? err : -EIO};
     /* The listener's final answer to a map it had accepted at first. */
     if (vi_trace_listener_wanted(v))
-        vi_trace_listener(v, vi_trace_listener_index(v, ev->endpoint), ev, f.err, true);
+        vi_trace_listener_map(v, vi_trace_listener_index(v, ev->endpoint), ev, f.err);
     g_array_append_val(v->failures, f);
     v->stats.listener_failures++;
 }
@@ -239,12 +239,11 @@ static uint8_t do_attach(viommu *v, const viommu_request *req, uint32_t seq, vi_
     const size_t len = offsetof(struct virtio_iommu_req_attach, tail);
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
-    if (tf) {
-        tf->decoded = true;
-        tf->domain = le32toh(r.domain);
-        tf->endpoint = le32toh(r.endpoint);
-        tf->flags = le32toh(r.flags);
-    }
+    if (tf)
+        *tf = (vi_req_trace){.decoded = true,
+                             .domain = le32toh(r.domain),
+                             .endpoint = le32toh(r.endpoint),
+                             .flags = le32toh(r.flags)};
     for (size_t i = 0; i < sizeof(r.reserved); i++)
         if (r.reserved[i])
             return VIRTIO_IOMMU_S_INVAL;
@@ -257,11 +256,9 @@ static uint8_t do_detach(viommu *v, const viommu_request *req, uint32_t seq, vi_
     const size_t len = offsetof(struct virtio_iommu_req_detach, tail);
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
-    if (tf) {
-        tf->decoded = true;
-        tf->domain = le32toh(r.domain);
-        tf->endpoint = le32toh(r.endpoint);
-    }
+    if (tf)
+        *tf = (vi_req_trace){
+            .decoded = true, .domain = le32toh(r.domain), .endpoint = le32toh(r.endpoint)};
     /* reserved is ignored, as the spec requires. */
     return vi_detach(v, le32toh(r.domain), le32toh(r.endpoint), seq);
 }
@@ -274,14 +271,13 @@ static uint8_t do_map(viommu *v, const viommu_request *req, uint32_t seq, vi_req
         return VIRTIO_IOMMU_S_UNSUPP;
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
-    if (tf) {
-        tf->decoded = true;
-        tf->domain = le32toh(r.domain);
-        tf->virt_start = le64toh(r.virt_start);
-        tf->virt_end = le64toh(r.virt_end);
-        tf->phys_start = le64toh(r.phys_start);
-        tf->flags = le32toh(r.flags);
-    }
+    if (tf)
+        *tf = (vi_req_trace){.decoded = true,
+                             .domain = le32toh(r.domain),
+                             .virt_start = le64toh(r.virt_start),
+                             .virt_end = le64toh(r.virt_end),
+                             .phys_start = le64toh(r.phys_start),
+                             .flags = le32toh(r.flags)};
     return vi_map(v, le32toh(r.domain), le64toh(r.virt_start), le64toh(r.virt_end),
                   le64toh(r.phys_start), le32toh(r.flags), seq);
 }
@@ -294,12 +290,11 @@ static uint8_t do_unmap(viommu *v, const viommu_request *req, uint32_t seq, vi_r
         return VIRTIO_IOMMU_S_UNSUPP;
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
-    if (tf) {
-        tf->decoded = true;
-        tf->domain = le32toh(r.domain);
-        tf->virt_start = le64toh(r.virt_start);
-        tf->virt_end = le64toh(r.virt_end);
-    }
+    if (tf)
+        *tf = (vi_req_trace){.decoded = true,
+                             .domain = le32toh(r.domain),
+                             .virt_start = le64toh(r.virt_start),
+                             .virt_end = le64toh(r.virt_end)};
     /* The spec lets the device refuse a non-zero reserved field; refusing
      * keeps a malformed request from changing state. */
     for (size_t i = 0; i < sizeof(r.reserved); i++)
@@ -325,10 +320,8 @@ static uint8_t do_probe(viommu *v, viommu_request *req, size_t wlen, size_t *tai
         vi_iov_fill(req->writable, req->writable_count, 0, 0, psize);
         return VIRTIO_IOMMU_S_INVAL;
     }
-    if (tf) {
-        tf->decoded = true;
-        tf->endpoint = le32toh(r.endpoint);
-    }
+    if (tf)
+        *tf = (vi_req_trace){.decoded = true, .endpoint = le32toh(r.endpoint)};
     /* reserved is ignored, as the spec requires. */
     const vi_endpoint *ep = vi_endpoint_lookup(v, le32toh(r.endpoint));
     if (!ep) {
@@ -417,13 +410,8 @@ int viommu_process_batch(viommu *v, viommu_request *reqs, size_t n)
     vi_batch_start(v);
     uint64_t trace_t0 = 0;
     vi_req_trace *tf = NULL;
-    if (vi_trace_batch_wanted()) {
-        trace_t0 = vi_trace_batch_begin(v, reqs, n);
-        g_array_set_size(v->trace_reqs, n);
-        tf = (vi_req_trace *)(void *)v->trace_reqs->data;
-        if (n)
-            memset(tf, 0, n * sizeof(*tf));
-    }
+    if (vi_trace_batch_wanted())
+        trace_t0 = vi_trace_batch_begin(v, reqs, n, &tf);
     g_array_set_size(v->failures, 0);
     for (size_t i = 0; i < n; i++)
         run_request(v, &reqs[i], (uint32_t)(i > UINT32_MAX ? UINT32_MAX : i), tf ? &tf[i] : NULL);

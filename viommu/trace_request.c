@@ -18,12 +18,25 @@
 #include "viommu_internal.h"
 
 /* Bytes the driver made available, saturated to the field's width. */
-static uint32_t request_size(const viommu_request *req)
+static inline uint32_t request_size(const viommu_request *req)
 {
     size_t r = vi_iov_size(req->readable, req->readable_count);
     size_t w = vi_iov_size(req->writable, req->writable_count);
     size_t total = r > SIZE_MAX - w ? SIZE_MAX : r + w;
     return total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+}
+
+/* The type of a request: its head's first byte (0 when the driver's
+ * buffers do not hold a whole head). */
+static inline uint32_t request_type(const viommu_request *req)
+{
+    if (req->readable_count &&
+        req->readable[0].iov_len >= sizeof(struct virtio_iommu_req_head))
+        return *(const uint8_t *)req->readable[0].iov_base;
+    struct virtio_iommu_req_head head;
+    if (vi_iov_read(req->readable, req->readable_count, 0, &head, sizeof(head)) != sizeof(head))
+        return 0;
+    return head.type;
 }
 
 /* No tracer is attached to the probes of the events a batch fires. */
@@ -35,27 +48,40 @@ static uint32_t request_size(const viommu_request *req)
       __atomic_load_n(&viommu_listener_map_semaphore, __ATOMIC_RELAXED) |                          \
       __atomic_load_n(&viommu_listener_unmap_semaphore, __ATOMIC_RELAXED)) == 0)
 
-uint64_t vi_trace_batch_begin(viommu *v, const viommu_request *reqs, size_t n)
+uint64_t vi_trace_batch_begin(viommu *v, const viommu_request *reqs, size_t n, vi_req_trace **tf)
 {
     uint64_t batch = v->stats.batches + 1;
     uint64_t t0 = trace_now_ns();
+    g_array_set_size(v->trace_reqs, n);
+    vi_req_trace *fields = (vi_req_trace *)(void *)v->trace_reqs->data;
+    *tf = fields;
     /* With the trace files the only outputs, the batch's events go
      * straight into the thread's ring: no call, no check per event. */
-    v->trace_ring = BATCH_PROBES_IDLE() ? trace_thread_ring() : NULL;
+    trace_ring *r = BATCH_PROBES_IDLE() ? trace_thread_ring() : NULL;
+    v->trace_ring = r;
     v->trace_ts = t0;
     VI_TRACE_AT(v, batch_begin, t0, batch);
+    for (size_t i = 0; i < n; i++)
+        fields[i].decoded = false;
     /* The VMM hands over every request of the notification at once:
-     * they are all received when the batch begins. */
-    for (size_t i = 0; i < n; i++) {
-        struct virtio_iommu_req_head head;
-        uint32_t type = 0;
-        /* vi_iov_read copies inline when the head is in the first buffer. */
-        if (vi_iov_read(reqs[i].readable, reqs[i].readable_count, 0, &head, sizeof(head)) ==
-            sizeof(head))
-            type = head.type;
-        uint32_t size = request_size(&reqs[i]);
-        VI_TRACE_AT(v, request_received, t0, type, size, batch);
+     * they are all received when the batch begins. Into the ring, a run
+     * of stage slots at a time. */
+    size_t i = 0;
+    while (r && i < n) {
+        trace_event *ev;
+        size_t k = trace_ring_stage_run(r, n - i, &ev);
+        if (!k)
+            break;
+        for (size_t j = 0; j < k; j++, i++) {
+            ev[j].id = TRACE_EV_request_received;
+            ev[j].ts_ns = t0;
+            ev[j].u.request_received = (trace_request_received_fields){
+                request_type(&reqs[i]), request_size(&reqs[i]), batch};
+        }
+        trace_ring_staged_run(r, k);
     }
+    for (; !r && i < n; i++)
+        TRACE_AT(request_received, t0, request_type(&reqs[i]), request_size(&reqs[i]), batch);
     return t0;
 }
 
@@ -116,37 +142,66 @@ static void reread_fields(const viommu_request *req, vi_req_trace *f)
     }
 }
 
-static inline void request_done(const viommu *v, const viommu_request *req,
-                                const vi_req_trace *f, uint64_t t0, uint64_t now)
+/* The fields of request @req's request_done event. */
+static inline trace_request_done_fields done_fields(const viommu_request *req,
+                                                    const vi_req_trace *f, uint64_t latency,
+                                                    uint64_t batch)
 {
     vi_req_trace reread;
     if (!f->decoded) {
         reread_fields(req, &reread);
         f = &reread;
     }
-    VI_TRACE_AT(v, request_done, now, req->type, f->domain, f->endpoint, f->virt_start, f->virt_end,
-                f->phys_start, f->flags, (uint32_t)req->status, now > t0 ? now - t0 : 0,
-                v->stats.batches + 1);
+    return (trace_request_done_fields){req->type,     f->domain,
+                                       f->endpoint,   f->virt_start,
+                                       f->virt_end,   f->phys_start,
+                                       f->flags,      (uint32_t)req->status,
+                                       latency,       batch};
 }
 
 void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, const vi_req_trace *tf,
                          size_t n, uint64_t t0, uint64_t now)
 {
-    for (size_t i = 0; i < n; i++)
-        if (reqs[i].status != VIOMMU_STATUS_NONE)
-            request_done(v, &reqs[i], &tf[i], t0, now);
-    VI_TRACE_AT(v, batch_end, now, v->stats.batches + 1, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
-                now > t0 ? now - t0 : 0);
+    uint64_t batch = v->stats.batches + 1, latency = now > t0 ? now - t0 : 0;
+    trace_ring *r = v->trace_ring;
+    /* Into the ring, a run of stage slots at a time; a request with no
+     * status did not complete. */
+    size_t i = 0;
+    while (r && i < n) {
+        trace_event *ev;
+        size_t k = trace_ring_stage_run(r, n - i, &ev), used = 0;
+        if (!k)
+            break;
+        for (; i < n && used < k; i++) {
+            if (reqs[i].status == VIOMMU_STATUS_NONE)
+                continue;
+            ev[used].id = TRACE_EV_request_done;
+            ev[used].ts_ns = now;
+            ev[used].u.request_done = done_fields(&reqs[i], &tf[i], latency, batch);
+            used++;
+        }
+        trace_ring_staged_run(r, used);
+    }
+    for (; !r && i < n; i++) {
+        if (reqs[i].status == VIOMMU_STATUS_NONE)
+            continue;
+        trace_request_done_fields f = done_fields(&reqs[i], &tf[i], latency, batch);
+        TRACE_AT(request_done, now, f.type, f.domain, f.endpoint, f.virt_start, f.virt_end,
+                 f.phys_start, f.flags, f.status, f.latency_ns, f.batch);
+    }
+    VI_TRACE_AT(v, batch_end, now, batch, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, latency);
 }
 
-void vi_trace_listener(const viommu *v, uint32_t index, const mapping_event *ev, int rc, bool map)
+void vi_trace_listener_map(const viommu *v, uint32_t index, const mapping_event *ev, int rc)
 {
-    if (map)
-        VI_TRACE_AT(v, listener_map, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
-                    ev->iova_last, ev->gpa, ev->prot, rc);
-    else
-        VI_TRACE_AT(v, listener_unmap, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
-                    ev->iova_last, ev->gpa, ev->prot, rc);
+    VI_TRACE_AT(v, listener_map, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
+                ev->iova_last, ev->gpa, ev->prot, rc);
+}
+
+void vi_trace_listener_unmap(const viommu *v, uint32_t index, const mapping_event *ev, int rc)
+{
+    VI_TRACE_AT(v, listener_unmap, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
+                ev->iova_last, ev->gpa, ev->prot, rc);
 }
 
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint)

@@ -182,7 +182,8 @@ void vi_batch_finish(viommu *v, mapping_failed_fn failed, void *fail_opaque);
 uint8_t vi_errno_status(int err);
 
 /* The fields of a request that its request_done event reports, as the
- * request decoded them; when it did not (unsupported, too short), the
+ * request decoded them (each decoder sets the whole struct, the fields
+ * its request has not 0); when it did not (unsupported, too short), the
  * event reads them from the driver's buffers itself. */
 typedef struct vi_req_trace {
     bool decoded;
@@ -219,7 +220,9 @@ typedef struct vi_req_trace {
                       __atomic_load_n(&viommu_request_done_semaphore, __ATOMIC_RELAXED)) != 0,     \
                      0)
 #endif
-uint64_t vi_trace_batch_begin(viommu *v, const viommu_request *reqs, size_t n);
+/* Also sets *@tf to the batch's vi_req_trace array, each request's
+ * marked not decoded yet. */
+uint64_t vi_trace_batch_begin(viommu *v, const viommu_request *reqs, size_t n, vi_req_trace **tf);
 /* The request_done event of every request of @reqs that completed (its
  * fields in @tf), then batch_end: all at @now, when the statuses were
  * written. */
@@ -228,8 +231,8 @@ void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, const vi_r
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
 
 /* A listener event may be wanted: with tracing off, one load and a
- * branch per listener call; vi_trace_listener then checks the event
- * itself, out of line. */
+ * branch per listener call; vi_trace_listener_map/unmap then check the
+ * event itself, out of line. */
 #ifdef TRACE_COMPILED_OUT
 #define vi_trace_listener_wanted(v) 0
 #else
@@ -241,9 +244,10 @@ uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
     ((__atomic_load_n(&trace_enabled_flag, __ATOMIC_RELAXED) |                                     \
       __atomic_load_n(&viommu_listener_map_semaphore, __ATOMIC_RELAXED) |                          \
       __atomic_load_n(&viommu_listener_unmap_semaphore, __ATOMIC_RELAXED)) != 0)
-/* Fires listener_map (@map) or listener_unmap for @ev, which listener
- * @index answered with @rc, when that event is wanted. */
-void vi_trace_listener(const viommu *v, uint32_t index, const mapping_event *ev, int rc, bool map);
+/* Fire listener_map or listener_unmap for @ev, which listener @index
+ * answered with @rc, when that event is wanted. */
+void vi_trace_listener_map(const viommu *v, uint32_t index, const mapping_event *ev, int rc);
+void vi_trace_listener_unmap(const viommu *v, uint32_t index, const mapping_event *ev, int rc);
 
 /* translate.c: the event queue. */
 void vi_events_drop(viommu *v);
