@@ -5,8 +5,8 @@
  * they wait for room over and over, spinning and sleeping, while the
  * writer drains, blocks on a slow reader and sleeps in turn. One thread
  * fires events one by one (the fire functions), the other puts them into
- * its ring in batches and publishes each batch, as the device's request
- * path does. Every event must reach the output in its thread's order,
+ * its ring in batches, one put per event or a run of stage slots at a
+ * time, and publishes each batch, as the device's request path does. Every event must reach the output in its thread's order,
  * and no thread may wait for ever (the test's timeout). One build's batch
  * thread publishes only at its end: a ring that fills must then publish
  * what it holds itself, or its thread waits for room for ever.
@@ -86,16 +86,43 @@ static void *fire_one_by_one(void *unused)
     return NULL;
 }
 
+/* Chunks of events alternate between one put per event and runs of
+ * stage slots (trace_ring_stage_run), as the device's request path
+ * stages its events both ways. A chunk is not a whole number of groups,
+ * and the ring is published after the chunk that reaches BATCH events
+ * since the last publish, so the writer hands room back at any offset
+ * within a group, and a run must stop where the room ends. */
+#define CHUNK 45u
+
 static void *put_in_batches(void *unused)
 {
     (void)unused;
     trace_ring *r = trace_thread_ring();
     if (!r)
         return NULL; /* the reader then misses this thread's events */
-    for (uint32_t i = 0; i < EVENTS; i++) {
-        trace_ring_put_endpoint_attached(r, trace_now_ns(), 1, i);
-        if (i % BATCH == BATCH - 1)
+    uint32_t i = 0, published = 0;
+    while (i < EVENTS) {
+        uint32_t end = EVENTS - i < CHUNK ? EVENTS : i + CHUNK;
+        if (i / CHUNK % 2 == 0) {
+            for (; i < end; i++)
+                trace_ring_put_endpoint_attached(r, trace_now_ns(), 1, i);
+        }
+        while (i < end) {
+            trace_event *ev;
+            size_t k = trace_ring_stage_run(r, end - i, &ev);
+            if (!k)
+                return NULL;
+            for (size_t j = 0; j < k; j++, i++) {
+                ev[j].id = TRACE_EV_endpoint_attached;
+                ev[j].ts_ns = trace_now_ns();
+                ev[j].u.endpoint_attached = (trace_endpoint_attached_fields){1, i};
+            }
+            trace_ring_staged_run(r, k);
+        }
+        if (i - published >= BATCH) {
             trace_ring_publish(r);
+            published = i;
+        }
     }
     trace_ring_publish(r);
     return NULL;
