@@ -198,6 +198,28 @@ static inline void trace_ring_staged_run(trace_ring *r, size_t k)
     }
 TRACE_EVENT_LIST(TRACE_RING_PUT_FN_)
 
+/*
+ * trace_ring_try_put_<name>(r, ts_ns, fields...) - trace_ring_put_<name>
+ * when @r has room as far as its owner last saw, without waiting: false
+ * (nothing staged) when it must look again or wait, which the caller
+ * then does out of line (trace_ring_put_<name>). Nothing it keeps is
+ * live across a call, so a small function around it saves no registers.
+ */
+#define TRACE_RING_TRY_PUT_FN_(name, doc)                                                          \
+    static inline bool trace_ring_try_put_##name(                                                  \
+        trace_ring *r, uint64_t ts_ns, TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))        \
+    {                                                                                              \
+        if (__builtin_expect(r->head - r->tail_seen >= TRACE_RING_SLOTS, 0))                       \
+            return false;                                                                          \
+        trace_event *ev = trace_ring_stage(r);                                                     \
+        ev->id = TRACE_EV_##name;                                                                  \
+        ev->ts_ns = ts_ns;                                                                         \
+        ev->u.name = (trace_##name##_fields){TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)};   \
+        trace_ring_staged(r);                                                                      \
+        return true;                                                                               \
+    }
+TRACE_EVENT_LIST(TRACE_RING_TRY_PUT_FN_)
+
 /* Wakes the writer, once per backlog, when @r is half full. */
 void trace_ring_kick(trace_ring *r);
 

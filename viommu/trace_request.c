@@ -192,16 +192,38 @@ void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, const vi_r
     VI_TRACE_AT(v, batch_end, now, batch, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, latency);
 }
 
-void vi_trace_listener_map(const viommu *v, uint32_t index, const mapping_event *ev, int rc)
+/* A listener event that waits for room in the ring, or goes to the
+ * other outputs. */
+static __attribute__((noinline)) void listener_map_slow(const viommu *v, uint32_t index,
+                                                        const mapping_event *ev, int rc)
 {
     VI_TRACE_AT(v, listener_map, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
                 ev->iova_last, ev->gpa, ev->prot, rc);
 }
 
-void vi_trace_listener_unmap(const viommu *v, uint32_t index, const mapping_event *ev, int rc)
+static __attribute__((noinline)) void listener_unmap_slow(const viommu *v, uint32_t index,
+                                                          const mapping_event *ev, int rc)
 {
     VI_TRACE_AT(v, listener_unmap, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
                 ev->iova_last, ev->gpa, ev->prot, rc);
+}
+
+void vi_trace_listener_map(const viommu *v, uint32_t index, const mapping_event *ev, int rc)
+{
+    trace_ring *r = v->trace_ring;
+    if (r && trace_ring_try_put_listener_map(r, v->trace_ts, index, ev->endpoint, ev->domain,
+                                             ev->iova, ev->iova_last, ev->gpa, ev->prot, rc))
+        return;
+    listener_map_slow(v, index, ev, rc);
+}
+
+void vi_trace_listener_unmap(const viommu *v, uint32_t index, const mapping_event *ev, int rc)
+{
+    trace_ring *r = v->trace_ring;
+    if (r && trace_ring_try_put_listener_unmap(r, v->trace_ts, index, ev->endpoint, ev->domain,
+                                               ev->iova, ev->iova_last, ev->gpa, ev->prot, rc))
+        return;
+    listener_unmap_slow(v, index, ev, rc);
 }
 
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint)
