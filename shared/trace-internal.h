@@ -254,6 +254,12 @@ void trace_ring_kick(trace_ring *r);
     }
 TRACE_EVENT_LIST(TRACE_RING_WRITE_FN_)
 
+/* Writes the line of @ev (an event: id below TRACE_EVENT_COUNT) with time
+ * @ts_ns, newline included and no NUL, at @buf, which has TRACE_LINE_MAX
+ * bytes (trace_event_format without the checks, for the writer thread).
+ * Returns its length. */
+size_t trace_event_format_at(const trace_event *ev, uint64_t ts_ns, trace_format format, char *buf);
+
 /*
  * The file outputs, one per format, called under trace.c's configuration
  * lock. trace_files_attach hands @file over (closed by trace_files_detach)

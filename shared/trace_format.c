@@ -280,14 +280,15 @@ TRACE_EVENT_LIST(LINE_MAX_CHECK_)
         p = json_##name(p, &ev->u.name);                                                           \
         break;
 
-/* Writes @ev's line, newline included, at @p, which has TRACE_LINE_MAX
- * bytes; @ev->id is an event. Returns the end of the line. */
-static char *format_line(char *p, const trace_event *ev, trace_format format)
+/* Writes @ev's line with time @ts_ns, newline included, at @p, which has
+ * TRACE_LINE_MAX bytes; @ev->id is an event. Returns the end of the
+ * line. */
+static char *format_line(char *p, const trace_event *ev, uint64_t ts_ns, trace_format format)
 {
     if (format == TRACE_FORMAT_TEXT) {
-        p = w_u64(p, ev->ts_ns / 1000000000u);
+        p = w_u64(p, ts_ns / 1000000000u);
         *p++ = '.';
-        uint64_t frac = ev->ts_ns % 1000000000u;
+        uint64_t frac = ts_ns % 1000000000u;
         *p++ = (char)('0' + frac / 100000000u);
         uint64_t digits = ascii8((uint32_t)(frac % 100000000u));
         memcpy(p, &digits, 8);
@@ -299,7 +300,7 @@ static char *format_line(char *p, const trace_event *ev, trace_format format)
         }
     } else {
         p = W_CONST(p, "{\"ts\":");
-        p = w_u64(p, ev->ts_ns);
+        p = w_u64(p, ts_ns);
         switch (ev->id) {
             TRACE_EVENT_LIST(JSON_CASE_)
         case TRACE_EVENT_COUNT:
@@ -321,7 +322,7 @@ int trace_event_format(const trace_event *ev, trace_format format, char *buf, si
      * into a local line so a short buffer still gets a clean prefix. */
     char local[TRACE_LINE_MAX];
     char *dst = size >= TRACE_LINE_MAX ? buf : local;
-    size_t n = (size_t)(format_line(dst, ev, format) - dst);
+    size_t n = (size_t)(format_line(dst, ev, ev->ts_ns, format) - dst);
     dst[n] = '\0';
     if (dst == buf)
         return (int)n;
@@ -334,6 +335,11 @@ int trace_event_format(const trace_event *ev, trace_format format, char *buf, si
     }
     memcpy(buf, local, n + 1);
     return (int)n;
+}
+
+size_t trace_event_format_at(const trace_event *ev, uint64_t ts_ns, trace_format format, char *buf)
+{
+    return (size_t)(format_line(buf, ev, ts_ns, format) - buf);
 }
 
 /* ------------------------------------------------------------------ */

@@ -397,26 +397,23 @@ static void emit(const trace_event *slot)
 {
     if (slot->ts_ns < W.since_ns)
         return; /* fired while no file was on */
-    trace_event ev;
-    ev.id = slot->id;
-    memcpy(&ev.u, &slot->u, sizeof(ev.u));
     uint64_t ts = slot->ts_ns > W.origin_ns ? slot->ts_ns - W.origin_ns : 0;
     if (ts < W.last_ts)
         ts = W.last_ts;
     W.last_ts = ts;
-    ev.ts_ns = ts;
+    /* Formatted straight from the slot, with the time the file shows. */
+    bool known = (unsigned)slot->id < TRACE_EVENT_COUNT;
     for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++) {
         sink *s = &W.sinks[f];
         if (!s->file)
             continue;
+        if (!known) {
+            set_err(s, -EINVAL);
+            continue;
+        }
         if (s->text_len + TRACE_LINE_MAX > TEXT_BUF)
             write_text(s);
-        int n =
-            trace_event_format(&ev, (trace_format)f, s->text + s->text_len, TEXT_BUF - s->text_len);
-        if (n > 0)
-            s->text_len += (size_t)n;
-        else
-            set_err(s, n < 0 ? n : -EIO);
+        s->text_len += trace_event_format_at(slot, ts, (trace_format)f, s->text + s->text_len);
     }
 }
 
