@@ -183,18 +183,26 @@ static inline void trace_ring_staged_run(trace_ring *r, size_t k)
  * is attached to their USDT probes (their semaphores are nonzero): the
  * puts have no probes.
  */
-#define TRACE_RING_PUT_FN_(name, doc)                                                              \
-    static inline void trace_ring_put_##name(trace_ring *r, uint64_t ts_ns,                        \
-                                             TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))  \
+/* Stages event <name> in @r, which has room: straight into the stage,
+ * field by field. */
+#define TRACE_RING_FILL_FN_(name, doc)                                                             \
+    static inline void trace_ring_fill_##name(trace_ring *r, uint64_t ts_ns,                       \
+                                              TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA)) \
     {                                                                                              \
-        if (!trace_ring_room(r))                                                                   \
-            return;                                                                                \
-        /* Stored straight into the stage, field by field. */                                      \
         trace_event *ev = trace_ring_stage(r);                                                     \
         ev->id = TRACE_EV_##name;                                                                  \
         ev->ts_ns = ts_ns;                                                                         \
         ev->u.name = (trace_##name##_fields){TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)};   \
         trace_ring_staged(r);                                                                      \
+    }
+TRACE_EVENT_LIST(TRACE_RING_FILL_FN_)
+
+#define TRACE_RING_PUT_FN_(name, doc)                                                              \
+    static inline void trace_ring_put_##name(trace_ring *r, uint64_t ts_ns,                        \
+                                             TRACE_FIELDS_##name(TRACE_F_PARAM, TRACE_SEP_COMMA))  \
+    {                                                                                              \
+        if (trace_ring_room(r))                                                                    \
+            trace_ring_fill_##name(r, ts_ns, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));   \
     }
 TRACE_EVENT_LIST(TRACE_RING_PUT_FN_)
 
@@ -211,11 +219,7 @@ TRACE_EVENT_LIST(TRACE_RING_PUT_FN_)
     {                                                                                              \
         if (__builtin_expect(r->head - r->tail_seen >= TRACE_RING_SLOTS, 0))                       \
             return false;                                                                          \
-        trace_event *ev = trace_ring_stage(r);                                                     \
-        ev->id = TRACE_EV_##name;                                                                  \
-        ev->ts_ns = ts_ns;                                                                         \
-        ev->u.name = (trace_##name##_fields){TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA)};   \
-        trace_ring_staged(r);                                                                      \
+        trace_ring_fill_##name(r, ts_ns, TRACE_FIELDS_##name(TRACE_F_ARG, TRACE_SEP_COMMA));       \
         return true;                                                                               \
     }
 TRACE_EVENT_LIST(TRACE_RING_TRY_PUT_FN_)

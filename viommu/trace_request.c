@@ -192,39 +192,28 @@ void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, const vi_r
     VI_TRACE_AT(v, batch_end, now, batch, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, latency);
 }
 
-/* A listener event that waits for room in the ring, or goes to the
- * other outputs. */
-static __attribute__((noinline)) void listener_map_slow(const viommu *v, uint32_t index,
-                                                        const mapping_event *ev, int rc)
-{
-    VI_TRACE_AT(v, listener_map, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
-                ev->iova_last, ev->gpa, ev->prot, rc);
-}
-
-static __attribute__((noinline)) void listener_unmap_slow(const viommu *v, uint32_t index,
-                                                          const mapping_event *ev, int rc)
-{
-    VI_TRACE_AT(v, listener_unmap, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,
-                ev->iova_last, ev->gpa, ev->prot, rc);
-}
-
-void vi_trace_listener_map(const viommu *v, uint32_t index, const mapping_event *ev, int rc)
-{
-    trace_ring *r = v->trace_ring;
-    if (r && trace_ring_try_put_listener_map(r, v->trace_ts, index, ev->endpoint, ev->domain,
-                                             ev->iova, ev->iova_last, ev->gpa, ev->prot, rc))
-        return;
-    listener_map_slow(v, index, ev, rc);
-}
-
-void vi_trace_listener_unmap(const viommu *v, uint32_t index, const mapping_event *ev, int rc)
-{
-    trace_ring *r = v->trace_ring;
-    if (r && trace_ring_try_put_listener_unmap(r, v->trace_ts, index, ev->endpoint, ev->domain,
-                                               ev->iova, ev->iova_last, ev->gpa, ev->prot, rc))
-        return;
-    listener_unmap_slow(v, index, ev, rc);
-}
+/*
+ * vi_trace_listener_map / vi_trace_listener_unmap: straight into the ring
+ * when it has room as last seen; else, out of line, wait for room or go
+ * to the other outputs. The two events have the same fields.
+ */
+#define LISTENER_EVENT_FNS_(name)                                                                  \
+    static __attribute__((noinline)) void name##_slow(const viommu *v, uint32_t index,             \
+                                                      const mapping_event *ev, int rc)             \
+    {                                                                                              \
+        VI_TRACE_AT(v, name, v->trace_ts, index, ev->endpoint, ev->domain, ev->iova,               \
+                    ev->iova_last, ev->gpa, ev->prot, rc);                                         \
+    }                                                                                              \
+    void vi_trace_##name(const viommu *v, uint32_t index, const mapping_event *ev, int rc)         \
+    {                                                                                              \
+        trace_ring *r = v->trace_ring;                                                             \
+        if (r && trace_ring_try_put_##name(r, v->trace_ts, index, ev->endpoint, ev->domain,        \
+                                           ev->iova, ev->iova_last, ev->gpa, ev->prot, rc))        \
+            return;                                                                                \
+        name##_slow(v, index, ev, rc);                                                             \
+    }
+LISTENER_EVENT_FNS_(listener_map)
+LISTENER_EVENT_FNS_(listener_unmap)
 
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint)
 {
