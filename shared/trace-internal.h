@@ -171,6 +171,24 @@ static inline void trace_ring_staged_run(trace_ring *r, size_t k)
         trace_ring_copy_group(r);
 }
 
+/* Stages the @n whole events at @src, a run of stage slots at a time.
+ * Returns how many it staged: fewer only when the files went off while
+ * @r was full. */
+static inline size_t trace_ring_put_events(trace_ring *r, const trace_event *src, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        trace_event *ev;
+        size_t k = trace_ring_stage_run(r, n - done, &ev);
+        if (!k)
+            break;
+        memcpy(ev, src + done, k * sizeof(*ev));
+        trace_ring_staged_run(r, k);
+        done += k;
+    }
+    return done;
+}
+
 /*
  * trace_ring_put_<name>(r, ts_ns, fields...) - stages event <name> with
  * time @ts_ns (a trace_now_ns() reading) in @r; the event is dropped only
@@ -224,6 +242,25 @@ TRACE_EVENT_LIST(TRACE_RING_PUT_FN_)
     }
 TRACE_EVENT_LIST(TRACE_RING_TRY_PUT_FN_)
 
+/*
+ * A ring slot whose id is TRACE_RING_RECEIVED_RUN carries, instead of
+ * one event, the request_received events of up to TRACE_RECEIVED_PER_SLOT
+ * requests of one batch, all with the slot's time: what a batch stages
+ * for its requests at a fraction of the stores and bytes of a slot each.
+ * The writer writes them as the request_received lines they stand for;
+ * no other output sees a slot.
+ */
+#define TRACE_RING_RECEIVED_RUN ((trace_event_id)TRACE_EVENT_COUNT)
+#define TRACE_RECEIVED_PER_SLOT 11
+typedef struct trace_received_run {
+    uint64_t batch;
+    uint32_t size[TRACE_RECEIVED_PER_SLOT];
+    uint8_t type[TRACE_RECEIVED_PER_SLOT];
+    uint8_t count;
+} trace_received_run;
+_Static_assert(sizeof(trace_received_run) <= sizeof(((trace_event *)0)->u),
+               "a run fits in a slot's fields");
+
 /* Wakes the writer, once per backlog, when @r is half full. */
 void trace_ring_kick(trace_ring *r);
 
@@ -263,6 +300,12 @@ TRACE_EVENT_LIST(TRACE_RING_WRITE_FN_)
  * bytes (trace_event_format without the checks, for the writer thread).
  * Returns its length. */
 size_t trace_event_format_at(const trace_event *ev, uint64_t ts_ns, trace_format format, char *buf);
+
+/* Writes the lines of the request_received events @slot carries (its id
+ * TRACE_RING_RECEIVED_RUN) with time @ts_ns at @buf, which has
+ * TRACE_RECEIVED_PER_SLOT * TRACE_LINE_MAX bytes. Returns their length. */
+size_t trace_received_run_format_at(const trace_event *slot, uint64_t ts_ns, trace_format format,
+                                    char *buf);
 
 /*
  * The file outputs, one per format, called under trace.c's configuration

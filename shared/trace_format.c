@@ -342,6 +342,52 @@ size_t trace_event_format_at(const trace_event *ev, uint64_t ts_ns, trace_format
     return (size_t)(format_line(buf, ev, ts_ns, format) - buf);
 }
 
+/*
+ * The request_received lines of a ring slot that carries a run of them
+ * (TRACE_RING_RECEIVED_RUN). In JSON Lines every line of the run is the
+ * same but for its type and size, so the rest ("ts", "event", "batch") is
+ * formatted once: the lines are those json_request_received writes,
+ * fields in definition order (a test compares them).
+ */
+_Static_assert(sizeof(trace_request_received_fields) == 16,
+               "request_received has the fields trace_received_run_format_at writes");
+
+size_t trace_received_run_format_at(const trace_event *slot, uint64_t ts_ns, trace_format format,
+                                    char *buf)
+{
+    trace_received_run run;
+    memcpy(&run, &slot->u, sizeof(run));
+    unsigned n = run.count < TRACE_RECEIVED_PER_SLOT ? run.count : TRACE_RECEIVED_PER_SLOT;
+    char *p = buf;
+    if (format != TRACE_FORMAT_JSONL) {
+        trace_event ev = {.id = TRACE_EV_request_received};
+        for (unsigned i = 0; i < n; i++) {
+            ev.u.request_received =
+                (trace_request_received_fields){run.type[i], run.size[i], run.batch};
+            p = format_line(p, &ev, ts_ns, format);
+        }
+        return (size_t)(p - buf);
+    }
+    /* VALUE_MAX bytes of room after each value, as in a line buffer. */
+    char head[64 + VALUE_MAX], tail[32 + VALUE_MAX];
+    char *h = W_CONST(head, "{\"ts\":");
+    h = w_u64(h, ts_ns);
+    h = W_CONST(h, ",\"event\":\"request_received\",\"type\":");
+    char *t = W_CONST(tail, ",\"batch\":");
+    t = w_u64(t, run.batch);
+    t = W_CONST(t, "}\n");
+    size_t hn = (size_t)(h - head), tn = (size_t)(t - tail);
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(p, head, hn);
+        p = w_u64(p + hn, run.type[i]);
+        p = W_CONST(p, ",\"size\":");
+        p = w_u64(p, run.size[i]);
+        memcpy(p, tail, tn);
+        p += tn;
+    }
+    return (size_t)(p - buf);
+}
+
 /* ------------------------------------------------------------------ */
 /* Reading                                                             */
 /* ------------------------------------------------------------------ */

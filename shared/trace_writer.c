@@ -391,7 +391,7 @@ static void write_all(void)
     }
 }
 
-/* Formats one event, its timestamp made relative and non-decreasing,
+/* Formats one slot, its timestamp made relative and non-decreasing,
  * into every file's text. */
 static void emit(const trace_event *slot)
 {
@@ -402,7 +402,9 @@ static void emit(const trace_event *slot)
         ts = W.last_ts;
     W.last_ts = ts;
     /* Formatted straight from the slot, with the time the file shows. */
-    bool known = (unsigned)slot->id < TRACE_EVENT_COUNT;
+    bool run = slot->id == TRACE_RING_RECEIVED_RUN;
+    bool known = run || (unsigned)slot->id < TRACE_EVENT_COUNT;
+    size_t need = run ? TRACE_RECEIVED_PER_SLOT * TRACE_LINE_MAX : TRACE_LINE_MAX;
     for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++) {
         sink *s = &W.sinks[f];
         if (!s->file)
@@ -411,9 +413,11 @@ static void emit(const trace_event *slot)
             set_err(s, -EINVAL);
             continue;
         }
-        if (s->text_len + TRACE_LINE_MAX > TEXT_BUF)
+        if (s->text_len + need > TEXT_BUF)
             write_text(s);
-        s->text_len += trace_event_format_at(slot, ts, (trace_format)f, s->text + s->text_len);
+        char *at = s->text + s->text_len;
+        s->text_len += run ? trace_received_run_format_at(slot, ts, (trace_format)f, at)
+                           : trace_event_format_at(slot, ts, (trace_format)f, at);
     }
 }
 

@@ -39,6 +39,24 @@ static inline uint32_t request_type(const viommu_request *req)
     return head.type;
 }
 
+/* The type and size of a request, as its request_received reports them:
+ * inline for the usual request, in one readable and one writable buffer. */
+static inline void received_fields(const viommu_request *req, uint8_t *type, uint32_t *size)
+{
+    if (__builtin_expect(req->readable_count == 1 && req->writable_count == 1, 1)) {
+        size_t r = req->readable[0].iov_len, total;
+        *type = r >= sizeof(struct virtio_iommu_req_head)
+                    ? *(const uint8_t *)req->readable[0].iov_base
+                    : 0;
+        if (__builtin_add_overflow(r, req->writable[0].iov_len, &total) || total > UINT32_MAX)
+            total = UINT32_MAX;
+        *size = (uint32_t)total;
+        return;
+    }
+    *type = (uint8_t)request_type(req);
+    *size = request_size(req);
+}
+
 /* No tracer is attached to the probes of the events a batch fires. */
 #define BATCH_PROBES_IDLE()                                                                        \
     ((__atomic_load_n(&viommu_batch_begin_semaphore, __ATOMIC_RELAXED) |                           \
@@ -61,25 +79,33 @@ uint64_t vi_trace_batch_begin(viommu *v, const viommu_request *reqs, size_t n, v
     v->trace_ring = r;
     v->trace_ts = t0;
     VI_TRACE_AT(v, batch_begin, t0, batch);
-    for (size_t i = 0; i < n; i++)
-        fields[i].decoded = false;
     /* The VMM hands over every request of the notification at once:
-     * they are all received when the batch begins. Into the ring, a run
-     * of stage slots at a time. */
+     * they are all received when the batch begins. Into the ring,
+     * TRACE_RECEIVED_PER_SLOT requests a slot. */
     size_t i = 0;
     while (r && i < n) {
         trace_event *ev;
-        size_t k = trace_ring_stage_run(r, n - i, &ev);
+        size_t k = trace_ring_stage_run(
+            r, (n - i + TRACE_RECEIVED_PER_SLOT - 1) / TRACE_RECEIVED_PER_SLOT, &ev);
         if (!k)
             break;
-        for (size_t j = 0; j < k; j++, i++) {
-            ev[j].id = TRACE_EV_request_received;
+        for (size_t j = 0; j < k; j++) {
+            trace_received_run run;
+            size_t m = n - i < TRACE_RECEIVED_PER_SLOT ? n - i : TRACE_RECEIVED_PER_SLOT;
+            run.batch = batch;
+            run.count = (uint8_t)m;
+            for (size_t e = 0; e < m; e++, i++) {
+                fields[i].id = TRACE_EVENT_COUNT; /* not decoded */
+                received_fields(&reqs[i], &run.type[e], &run.size[e]);
+            }
+            ev[j].id = TRACE_RING_RECEIVED_RUN;
             ev[j].ts_ns = t0;
-            ev[j].u.request_received = (trace_request_received_fields){
-                request_type(&reqs[i]), request_size(&reqs[i]), batch};
+            memcpy(&ev[j].u, &run, sizeof(run));
         }
         trace_ring_staged_run(r, k);
     }
+    for (size_t j = i; j < n; j++)
+        fields[j].id = TRACE_EVENT_COUNT;
     for (; !r && i < n; i++)
         TRACE_AT(request_received, t0, request_type(&reqs[i]), request_size(&reqs[i]), batch);
     return t0;
@@ -94,7 +120,7 @@ static void read_request(const viommu_request *req, void *buf, size_t len)
 
 /* The fields of a request that was not decoded, read from its buffers
  * as far as they go (the rest 0). */
-static void reread_fields(const viommu_request *req, vi_req_trace *f)
+static void reread_fields(const viommu_request *req, trace_request_done_fields *f)
 {
     memset(f, 0, sizeof(*f));
     switch (req->type) {
@@ -142,52 +168,55 @@ static void reread_fields(const viommu_request *req, vi_req_trace *f)
     }
 }
 
-/* The fields of request @req's request_done event. */
-static inline trace_request_done_fields done_fields(const viommu_request *req,
-                                                    const vi_req_trace *f, uint64_t latency,
-                                                    uint64_t batch)
+/* Completes the request_done slot of @req: what its decoder did not
+ * fill, with time @now. */
+static inline void complete_done(const viommu_request *req, vi_req_trace *ev, uint64_t now,
+                                 uint64_t latency, uint64_t batch)
 {
-    vi_req_trace reread;
-    if (!f->decoded) {
-        reread_fields(req, &reread);
-        f = &reread;
+    if (__builtin_expect(ev->id != TRACE_EV_request_done, 0)) {
+        ev->id = TRACE_EV_request_done;
+        reread_fields(req, &ev->u.request_done);
     }
-    return (trace_request_done_fields){req->type,     f->domain,
-                                       f->endpoint,   f->virt_start,
-                                       f->virt_end,   f->phys_start,
-                                       f->flags,      (uint32_t)req->status,
-                                       latency,       batch};
+    ev->ts_ns = now;
+    ev->u.request_done.type = req->type;
+    ev->u.request_done.status = (uint32_t)req->status;
+    ev->u.request_done.latency_ns = latency;
+    ev->u.request_done.batch = batch;
 }
 
-void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, const vi_req_trace *tf,
-                         size_t n, uint64_t t0, uint64_t now)
+void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, vi_req_trace *tf, size_t n,
+                         uint64_t t0, uint64_t now)
 {
     uint64_t batch = v->stats.batches + 1, latency = now > t0 ? now - t0 : 0;
     trace_ring *r = v->trace_ring;
-    /* Into the ring, a run of stage slots at a time; a request with no
-     * status did not complete. */
-    size_t i = 0;
-    while (r && i < n) {
-        trace_event *ev;
-        size_t k = trace_ring_stage_run(r, n - i, &ev), used = 0;
-        if (!k)
-            break;
-        for (; i < n && used < k; i++) {
+    /* A request with no status did not complete. */
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (__builtin_expect(reqs[i].status != VIOMMU_STATUS_NONE, 1)) {
+            complete_done(&reqs[i], &tf[i], now, latency, batch);
+            done++;
+        }
+    }
+    if (r && done == n) {
+        trace_ring_put_events(r, tf, n);
+    } else if (r) {
+        /* The slots of each run of completed requests go into the ring
+         * whole. */
+        for (size_t i = 0, run = 0; i <= n; i++) {
+            if (i < n && reqs[i].status != VIOMMU_STATUS_NONE)
+                continue;
+            if (run < i && trace_ring_put_events(r, &tf[run], i - run) < i - run)
+                break;
+            run = i + 1;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
             if (reqs[i].status == VIOMMU_STATUS_NONE)
                 continue;
-            ev[used].id = TRACE_EV_request_done;
-            ev[used].ts_ns = now;
-            ev[used].u.request_done = done_fields(&reqs[i], &tf[i], latency, batch);
-            used++;
+            const trace_request_done_fields *f = &tf[i].u.request_done;
+            TRACE_AT(request_done, now, f->type, f->domain, f->endpoint, f->virt_start, f->virt_end,
+                     f->phys_start, f->flags, f->status, f->latency_ns, f->batch);
         }
-        trace_ring_staged_run(r, used);
-    }
-    for (; !r && i < n; i++) {
-        if (reqs[i].status == VIOMMU_STATUS_NONE)
-            continue;
-        trace_request_done_fields f = done_fields(&reqs[i], &tf[i], latency, batch);
-        TRACE_AT(request_done, now, f.type, f.domain, f.endpoint, f.virt_start, f.virt_end,
-                 f.phys_start, f.flags, f.status, f.latency_ns, f.batch);
     }
     VI_TRACE_AT(v, batch_end, now, batch, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, latency);
 }

@@ -181,19 +181,18 @@ void vi_batch_start(viommu *v);
 void vi_batch_finish(viommu *v, mapping_failed_fn failed, void *fail_opaque);
 uint8_t vi_errno_status(int err);
 
-/* The fields of a request that its request_done event reports, as the
- * request decoded them (each decoder sets the whole struct, the fields
- * its request has not 0); when it did not (unsupported, too short), the
- * event reads them from the driver's buffers itself. */
-typedef struct vi_req_trace {
-    bool decoded;
-    uint32_t domain;
-    uint32_t endpoint;
-    uint32_t flags;
-    uint64_t virt_start;
-    uint64_t virt_end;
-    uint64_t phys_start;
-} vi_req_trace;
+/*
+ * The request_done event of a request of a traced batch, as the ring
+ * slot it is copied into whole: the request's decoder fills the fields it
+ * decoded (VI_REQ_DECODED, which sets the id), the batch's end the time,
+ * type, status, latency and batch. A slot whose id is not request_done
+ * was not decoded (unsupported, too short): the batch's end reads its
+ * fields from the driver's buffers.
+ */
+typedef trace_event vi_req_trace;
+#define VI_REQ_DECODED(tf, ...)                                                                    \
+    ((tf)->id = TRACE_EV_request_done,                                                             \
+     (tf)->u.request_done = (trace_request_done_fields){__VA_ARGS__})
 
 /* VI_TRACE_AT - TRACE_AT for the events a batch fires: straight into the
  * thread's ring (trace_ring_put_<name>) while the batch has one. */
@@ -226,8 +225,8 @@ uint64_t vi_trace_batch_begin(viommu *v, const viommu_request *reqs, size_t n, v
 /* The request_done event of every request of @reqs that completed (its
  * fields in @tf), then batch_end: all at @now, when the statuses were
  * written. */
-void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, const vi_req_trace *tf,
-                         size_t n, uint64_t t0, uint64_t now);
+void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, vi_req_trace *tf, size_t n,
+                         uint64_t t0, uint64_t now);
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
 
 /* A listener event may be wanted: with tracing off, one load and a

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "shared.h"
+#include "trace-internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -601,6 +602,46 @@ Test(trace_jsonl, the_longest_line_of_every_event_fits_trace_line_max)
             int len = trace_event_format(&ev, (trace_format)fmt, line, sizeof(line));
             cr_assert_gt(len, 0, "%s does not fit", trace_event_name(ev.id));
             cr_assert_lt(len, TRACE_LINE_MAX);
+        }
+    }
+}
+
+/* A ring slot carrying a run of request_received events is written as
+ * the lines of those events, byte for byte, in both formats; a count past
+ * what a slot holds stops at what it holds. */
+Test(trace_writer, a_run_of_received_requests_is_written_as_its_events_lines)
+{
+    static const uint8_t types[] = {1, 2, 3, 4, 5, 0, 255, 3, 4, 9, 100};
+    static const uint32_t sizes[] = {24, 24, 40, 32, 12, 0, UINT32_MAX, 1, 99999, 100000000, 7};
+    _Static_assert(G_N_ELEMENTS(types) == TRACE_RECEIVED_PER_SLOT, "a full slot");
+    const uint64_t batches[] = {1, 99, UINT64_MAX};
+    const uint64_t times[] = {0, 123456789, UINT64_MAX};
+    const unsigned counts[] = {0, 1, 5, TRACE_RECEIVED_PER_SLOT, 200};
+    for (unsigned b = 0; b < G_N_ELEMENTS(batches); b++) {
+        for (unsigned c = 0; c < G_N_ELEMENTS(counts); c++) {
+            trace_received_run run = {.batch = batches[b], .count = (uint8_t)counts[c]};
+            memcpy(run.type, types, sizeof(types));
+            memcpy(run.size, sizes, sizeof(sizes));
+            trace_event slot = {.id = TRACE_RING_RECEIVED_RUN, .ts_ns = times[b]};
+            memcpy(&slot.u, &run, sizeof(run));
+            unsigned lines =
+                counts[c] < TRACE_RECEIVED_PER_SLOT ? counts[c] : TRACE_RECEIVED_PER_SLOT;
+            for (int fmt = TRACE_FORMAT_TEXT; fmt <= TRACE_FORMAT_JSONL; fmt++) {
+                char got[TRACE_RECEIVED_PER_SLOT * TRACE_LINE_MAX];
+                size_t n = trace_received_run_format_at(&slot, times[b], (trace_format)fmt, got);
+                GString *want = g_string_new(NULL);
+                for (unsigned i = 0; i < lines; i++) {
+                    trace_event ev = {.id = TRACE_EV_request_received, .ts_ns = times[b]};
+                    ev.u.request_received =
+                        (trace_request_received_fields){types[i], sizes[i], batches[b]};
+                    char line[TRACE_LINE_MAX];
+                    cr_assert_gt(trace_event_format(&ev, (trace_format)fmt, line, sizeof(line)), 0);
+                    g_string_append(want, line);
+                }
+                cr_assert_eq(n, want->len, "batch %u count %u format %d", b, c, fmt);
+                cr_assert_arr_eq(got, want->str, n, "batch %u count %u format %d", b, c, fmt);
+                g_string_free(want, TRUE);
+            }
         }
     }
 }

@@ -269,11 +269,15 @@ Test(trace_request, a_reported_fault_is_traced)
  * its thread's ring), and into the file while a tracer is attached to a
  * probe (the batch then fires them one by one again).
  */
-#define SCENARIO_BATCH 5
+#define SCENARIO_BATCH 17
 
 /* A batch of every kind of request the events have fields for: a map the
  * listeners accept, one endpoint 1 refuses (rolled back), an unmap of two
- * mappings, a request too short to decode, and a detach. */
+ * mappings, a request too short to decode, a map with no room for its
+ * status (it does not complete), a map whose body spans two buffers,
+ * unmaps of nothing, which make the batch longer than one ring slot of
+ * request_received events holds, and a detach (last: its events read the
+ * clock, and the listener events after them would show their time). */
 static void run_scenario(void)
 {
     viommu *v = test_device(0, 2);
@@ -294,19 +298,34 @@ static void run_scenario(void)
     d.head.type = VIRTIO_IOMMU_T_DETACH;
     d.domain = htole32(3);
     d.endpoint = htole32(2);
-    const void *body[SCENARIO_BATCH] = {&m1, &m2, &u, &shorty, &d};
-    size_t len[SCENARIO_BATCH] = {offsetof(struct virtio_iommu_req_map, tail),
-                                  offsetof(struct virtio_iommu_req_map, tail),
-                                  offsetof(struct virtio_iommu_req_unmap, tail), sizeof(shorty),
-                                  offsetof(struct virtio_iommu_req_detach, tail)};
+    struct virtio_iommu_req_map untold = test_map_req(3, 0x5000, 0x5fff, 0xa000, RW);
+    struct virtio_iommu_req_map split = test_map_req(3, 0x6000, 0x6fff, 0xb000, RW);
+    struct virtio_iommu_req_unmap nothing = test_unmap_req(3, 0x100000, 0x1fffff);
+    const size_t map_len = offsetof(struct virtio_iommu_req_map, tail);
+    const size_t unmap_len = offsetof(struct virtio_iommu_req_unmap, tail);
+    const void *body[SCENARIO_BATCH] = {&m1, &m2, &u, &shorty, &untold, &split};
+    size_t len[SCENARIO_BATCH] = {map_len, map_len, unmap_len, sizeof(shorty), map_len, map_len};
+    body[SCENARIO_BATCH - 1] = &d;
+    len[SCENARIO_BATCH - 1] = offsetof(struct virtio_iommu_req_detach, tail);
     uint8_t tails[SCENARIO_BATCH][4];
-    struct iovec rd[SCENARIO_BATCH], wr[SCENARIO_BATCH];
+    struct iovec rd[SCENARIO_BATCH + 1], wr[SCENARIO_BATCH];
     viommu_request reqs[SCENARIO_BATCH];
     for (unsigned i = 0; i < SCENARIO_BATCH; i++) {
+        if (!body[i]) {
+            body[i] = &nothing;
+            len[i] = unmap_len;
+        }
         rd[i] = (struct iovec){(void *)body[i], len[i]};
         wr[i] = (struct iovec){tails[i], sizeof(tails[i])};
         reqs[i] = (viommu_request){&rd[i], 1, &wr[i], 1, 0, 0, 0};
     }
+    wr[4].iov_len = 2;
+    /* The split map: its head and domain, then the rest. */
+    rd[5].iov_len = 8;
+    rd[SCENARIO_BATCH] = (struct iovec){(uint8_t *)&split + 8, map_len - 8};
+    struct iovec split_rd[2] = {rd[5], rd[SCENARIO_BATCH]};
+    reqs[5].readable = split_rd;
+    reqs[5].readable_count = 2;
     /* Endpoint 1 refuses the second map only. */
     l1.map_rc = 0;
     cr_assert_eq(viommu_process_batch(v, reqs, 1), 0);
@@ -315,7 +334,10 @@ static void run_scenario(void)
     cr_assert_eq(reqs[1].status, VIRTIO_IOMMU_S_NOMEM);
     cr_assert_eq(reqs[2].status, VIRTIO_IOMMU_S_OK);
     cr_assert_eq(reqs[3].status, VIRTIO_IOMMU_S_INVAL);
-    cr_assert_eq(reqs[4].status, VIRTIO_IOMMU_S_OK);
+    cr_assert_eq(reqs[4].status, VIOMMU_STATUS_NONE);
+    cr_assert_eq(reqs[5].status, VIRTIO_IOMMU_S_NOMEM, "endpoint 1 refuses it too");
+    for (unsigned i = 6; i < SCENARIO_BATCH; i++)
+        cr_assert_eq(reqs[i].status, VIRTIO_IOMMU_S_OK);
     viommu_free(v);
 }
 
@@ -379,7 +401,9 @@ Test(trace_request, a_batch_writes_the_same_events_into_its_ring_as_the_fire_fun
     run_scenario();
     trace_stop();
     recorder by_callback = rec;
-    cr_assert_gt(by_callback.n, 20);
+    cr_assert_gt(by_callback.n, 40);
+    cr_assert_eq(count(TRACE_EV_request_received), SCENARIO_BATCH + 3, "the set-up's, and all");
+    cr_assert_eq(count(TRACE_EV_request_done), SCENARIO_BATCH + 2, "all but the untold map");
     cr_assert_geq(count(TRACE_EV_listener_unmap), 3, "the unmap and the rollback");
 
     scenario_to_file();
