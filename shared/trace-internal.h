@@ -295,12 +295,17 @@ void trace_ring_kick(trace_ring *r);
     }
 TRACE_EVENT_LIST(TRACE_RING_WRITE_FN_)
 
-/* Writes the line of @ev (an event: id below TRACE_EVENT_COUNT) with time
- * @ts_ns, newline included and no NUL, at @buf, which has TRACE_LINE_MAX
- * bytes (trace_event_format without the checks, for the writer thread).
- * Returns its length. */
-size_t trace_event_format_at(const trace_event *ev, uint64_t ts_ns, trace_format format, char *buf);
-
+/*
+ * A line of @ev (an event: id below TRACE_EVENT_COUNT) with time @ts_ns,
+ * as the writer thread formats it, in two parts, so that the lines of one
+ * time format it once: trace_ts_format_at writes what the line starts
+ * with (at most TRACE_TS_MAX bytes), trace_event_format_after_ts the rest,
+ * newline included, no NUL. Both write at @buf, which has TRACE_LINE_MAX
+ * bytes, and return the length.
+ */
+#define TRACE_TS_MAX 32
+size_t trace_ts_format_at(uint64_t ts_ns, trace_format format, char *buf);
+size_t trace_event_format_after_ts(const trace_event *ev, trace_format format, char *buf);
 /* Writes the lines of the request_received events @slot carries (its id
  * TRACE_RING_RECEIVED_RUN) with time @ts_ns at @buf, which has
  * TRACE_RECEIVED_PER_SLOT * TRACE_LINE_MAX bytes. Returns their length. */

@@ -280,10 +280,8 @@ TRACE_EVENT_LIST(LINE_MAX_CHECK_)
         p = json_##name(p, &ev->u.name);                                                           \
         break;
 
-/* Writes @ev's line with time @ts_ns, newline included, at @p, which has
- * TRACE_LINE_MAX bytes; @ev->id is an event. Returns the end of the
- * line. */
-static char *format_line(char *p, const trace_event *ev, uint64_t ts_ns, trace_format format)
+/* Writes what a line with time @ts_ns starts with at @p. Returns its end. */
+static char *format_ts(char *p, uint64_t ts_ns, trace_format format)
 {
     if (format == TRACE_FORMAT_TEXT) {
         p = w_u64(p, ts_ns / 1000000000u);
@@ -292,15 +290,22 @@ static char *format_line(char *p, const trace_event *ev, uint64_t ts_ns, trace_f
         *p++ = (char)('0' + frac / 100000000u);
         uint64_t digits = ascii8((uint32_t)(frac % 100000000u));
         memcpy(p, &digits, 8);
-        p += 8;
+        return p + 8;
+    }
+    return w_u64(W_CONST(p, "{\"ts\":"), ts_ns);
+}
+
+/* Writes the rest of @ev's line after its time, newline included, at @p;
+ * @ev->id is an event. Returns the end of the line. */
+static char *format_after_ts(char *p, const trace_event *ev, trace_format format)
+{
+    if (format == TRACE_FORMAT_TEXT) {
         switch (ev->id) {
             TRACE_EVENT_LIST(TEXT_CASE_)
         case TRACE_EVENT_COUNT:
             break;
         }
     } else {
-        p = W_CONST(p, "{\"ts\":");
-        p = w_u64(p, ts_ns);
         switch (ev->id) {
             TRACE_EVENT_LIST(JSON_CASE_)
         case TRACE_EVENT_COUNT:
@@ -310,6 +315,14 @@ static char *format_line(char *p, const trace_event *ev, uint64_t ts_ns, trace_f
     }
     *p++ = '\n';
     return p;
+}
+
+/* Writes @ev's line with time @ts_ns, newline included, at @p, which has
+ * TRACE_LINE_MAX bytes; @ev->id is an event. Returns the end of the
+ * line. */
+static char *format_line(char *p, const trace_event *ev, uint64_t ts_ns, trace_format format)
+{
+    return format_after_ts(format_ts(p, ts_ns, format), ev, format);
 }
 
 int trace_event_format(const trace_event *ev, trace_format format, char *buf, size_t size)
@@ -337,9 +350,14 @@ int trace_event_format(const trace_event *ev, trace_format format, char *buf, si
     return (int)n;
 }
 
-size_t trace_event_format_at(const trace_event *ev, uint64_t ts_ns, trace_format format, char *buf)
+size_t trace_ts_format_at(uint64_t ts_ns, trace_format format, char *buf)
 {
-    return (size_t)(format_line(buf, ev, ts_ns, format) - buf);
+    return (size_t)(format_ts(buf, ts_ns, format) - buf);
+}
+
+size_t trace_event_format_after_ts(const trace_event *ev, trace_format format, char *buf)
+{
+    return (size_t)(format_after_ts(buf, ev, format) - buf);
 }
 
 /*

@@ -103,6 +103,12 @@ typedef struct sink {
     uint64_t alloc_end; /* blocks reserved up to here */
     bool prealloc;      /* a regular file that accepts fallocate */
     int err;            /* first error since the last flush (under mu) */
+    /* What the lines of time ts_at start with (ts_len bytes), when
+     * ts_known: the lines of a batch share a few times. */
+    bool ts_known;
+    uint64_t ts_at;
+    size_t ts_len;
+    char ts_text[TRACE_TS_MAX];
 } sink;
 
 static struct {
@@ -416,8 +422,22 @@ static void emit(const trace_event *slot)
         if (s->text_len + need > TEXT_BUF)
             write_text(s);
         char *at = s->text + s->text_len;
-        s->text_len += run ? trace_received_run_format_at(slot, ts, (trace_format)f, at)
-                           : trace_event_format_at(slot, ts, (trace_format)f, at);
+        if (run) {
+            s->text_len += trace_received_run_format_at(slot, ts, (trace_format)f, at);
+            continue;
+        }
+        if (!s->ts_known || s->ts_at != ts) {
+            char line[TRACE_LINE_MAX];
+            s->ts_len = trace_ts_format_at(ts, (trace_format)f, line);
+            memcpy(s->ts_text, line, TRACE_TS_MAX);
+            s->ts_at = ts;
+            s->ts_known = true;
+        }
+        /* The whole prefix buffer: what it holds past ts_len the rest of
+         * the line overwrites. */
+        memcpy(at, s->ts_text, TRACE_TS_MAX);
+        s->text_len +=
+            s->ts_len + trace_event_format_after_ts(slot, (trace_format)f, at + s->ts_len);
     }
 }
 
