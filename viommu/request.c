@@ -93,7 +93,7 @@ int vi_emit_map(viommu *v, vi_endpoint *ep, const mapping_event *ev)
     begin_listener(v, ep);
     int rc = ep->listener.ops->map(ep->listener.opaque, ev);
     if (vi_trace_listener_wanted(v))
-        vi_trace_listener_map(v, ep->trace_index, ev, rc);
+        VI_TRACE_LISTENER(v, listener_map, ep->trace_index, ev, rc);
     if (rc < 0) {
         v->stats.listener_failures++;
         return rc;
@@ -109,7 +109,7 @@ void vi_emit_unmap(viommu *v, vi_endpoint *ep, const mapping_event *ev)
     /* The range is gone from the guest's view whatever the listener says. */
     int rc = ep->listener.ops->unmap(ep->listener.opaque, ev);
     if (vi_trace_listener_wanted(v))
-        vi_trace_listener_unmap(v, ep->trace_index, ev, rc);
+        VI_TRACE_LISTENER(v, listener_unmap, ep->trace_index, ev, rc);
 }
 
 void vi_batch_start(viommu *v)

@@ -247,6 +247,15 @@ uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
  * answered with @rc, when that event is wanted. */
 void vi_trace_listener_map(const viommu *v, uint32_t index, const mapping_event *ev, int rc);
 void vi_trace_listener_unmap(const viommu *v, uint32_t index, const mapping_event *ev, int rc);
+/* The same, inline while the batch's ring has room as last seen. */
+#define VI_TRACE_LISTENER(v, name, index, ev, rc)                                                  \
+    do {                                                                                           \
+        trace_ring *r_ = (v)->trace_ring;                                                          \
+        if (!r_ ||                                                                                 \
+            !trace_ring_try_put_##name(r_, (v)->trace_ts, (index), (ev)->endpoint, (ev)->domain,   \
+                                       (ev)->iova, (ev)->iova_last, (ev)->gpa, (ev)->prot, (rc)))  \
+            vi_trace_##name((v), (index), (ev), (rc));                                             \
+    } while (0)
 
 /* translate.c: the event queue. */
 void vi_events_drop(viommu *v);
