@@ -240,8 +240,7 @@ static uint8_t do_attach(viommu *v, const viommu_request *req, uint32_t seq, vi_
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
     if (tf)
-        VI_REQ_DECODED(tf, .domain = le32toh(r.domain), .endpoint = le32toh(r.endpoint),
-                       .flags = le32toh(r.flags));
+        VI_REQ_DECODED(tf, le32toh(r.domain), le32toh(r.endpoint), 0, 0, 0, le32toh(r.flags));
     for (size_t i = 0; i < sizeof(r.reserved); i++)
         if (r.reserved[i])
             return VIRTIO_IOMMU_S_INVAL;
@@ -255,7 +254,7 @@ static uint8_t do_detach(viommu *v, const viommu_request *req, uint32_t seq, vi_
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
     if (tf)
-        VI_REQ_DECODED(tf, .domain = le32toh(r.domain), .endpoint = le32toh(r.endpoint));
+        VI_REQ_DECODED(tf, le32toh(r.domain), le32toh(r.endpoint), 0, 0, 0, 0);
     /* reserved is ignored, as the spec requires. */
     return vi_detach(v, le32toh(r.domain), le32toh(r.endpoint), seq);
 }
@@ -269,9 +268,8 @@ static uint8_t do_map(viommu *v, const viommu_request *req, uint32_t seq, vi_req
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
     if (tf)
-        VI_REQ_DECODED(tf, .domain = le32toh(r.domain), .virt_start = le64toh(r.virt_start),
-                       .virt_end = le64toh(r.virt_end), .phys_start = le64toh(r.phys_start),
-                       .flags = le32toh(r.flags));
+        VI_REQ_DECODED(tf, le32toh(r.domain), 0, le64toh(r.virt_start), le64toh(r.virt_end),
+                       le64toh(r.phys_start), le32toh(r.flags));
     return vi_map(v, le32toh(r.domain), le64toh(r.virt_start), le64toh(r.virt_end),
                   le64toh(r.phys_start), le32toh(r.flags), seq);
 }
@@ -285,8 +283,7 @@ static uint8_t do_unmap(viommu *v, const viommu_request *req, uint32_t seq, vi_r
     if (!read_body(req, &r, len))
         return VIRTIO_IOMMU_S_INVAL;
     if (tf)
-        VI_REQ_DECODED(tf, .domain = le32toh(r.domain), .virt_start = le64toh(r.virt_start),
-                       .virt_end = le64toh(r.virt_end));
+        VI_REQ_DECODED(tf, le32toh(r.domain), 0, le64toh(r.virt_start), le64toh(r.virt_end), 0, 0);
     /* The spec lets the device refuse a non-zero reserved field; refusing
      * keeps a malformed request from changing state. */
     for (size_t i = 0; i < sizeof(r.reserved); i++)
@@ -313,7 +310,7 @@ static uint8_t do_probe(viommu *v, viommu_request *req, size_t wlen, size_t *tai
         return VIRTIO_IOMMU_S_INVAL;
     }
     if (tf)
-        VI_REQ_DECODED(tf, .endpoint = le32toh(r.endpoint));
+        VI_REQ_DECODED(tf, 0, le32toh(r.endpoint), 0, 0, 0, 0);
     /* reserved is ignored, as the spec requires. */
     const vi_endpoint *ep = vi_endpoint_lookup(v, le32toh(r.endpoint));
     if (!ep) {

@@ -183,16 +183,24 @@ uint8_t vi_errno_status(int err);
 
 /*
  * The request_done event of a request of a traced batch, as the ring
- * slot it is copied into whole: the request's decoder fills the fields it
- * decoded (VI_REQ_DECODED, which sets the id), the batch's end the time,
- * type, status, latency and batch. A slot whose id is not request_done
- * was not decoded (unsupported, too short): the batch's end reads its
- * fields from the driver's buffers.
+ * slot it is copied into whole: the request's decoder fills the fields
+ * from the request (VI_REQ_DECODED, 0 for those its type has not; it sets
+ * the id), the batch's end the time, type, status, latency and batch. A
+ * slot whose id is not request_done was not decoded (unsupported, too
+ * short): the batch's end reads its fields from the driver's buffers.
  */
 typedef trace_event vi_req_trace;
-#define VI_REQ_DECODED(tf, ...)                                                                    \
-    ((tf)->id = TRACE_EV_request_done,                                                             \
-     (tf)->u.request_done = (trace_request_done_fields){__VA_ARGS__})
+#define VI_REQ_DECODED(tf, domain_, endpoint_, virt_start_, virt_end_, phys_start_, flags_)        \
+    do {                                                                                           \
+        trace_request_done_fields *f_ = &(tf)->u.request_done;                                     \
+        (tf)->id = TRACE_EV_request_done;                                                          \
+        f_->domain = (domain_);                                                                    \
+        f_->endpoint = (endpoint_);                                                                \
+        f_->virt_start = (virt_start_);                                                            \
+        f_->virt_end = (virt_end_);                                                                \
+        f_->phys_start = (phys_start_);                                                            \
+        f_->flags = (flags_);                                                                      \
+    } while (0)
 
 /* VI_TRACE_AT - TRACE_AT for the events a batch fires: straight into the
  * thread's ring (trace_ring_put_<name>) while the batch has one. */
