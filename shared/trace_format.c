@@ -13,6 +13,9 @@
 #include <glib.h>
 #include <stdarg.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "shared.h"
 #include "trace-internal.h"
@@ -29,23 +32,6 @@
  * writer thread formats every line of a trace file, so these loops are
  * its cost per event.
  */
-
-static const char hex_pairs[] = "000102030405060708090a0b0c0d0e0f"
-                                "101112131415161718191a1b1c1d1e1f"
-                                "202122232425262728292a2b2c2d2e2f"
-                                "303132333435363738393a3b3c3d3e3f"
-                                "404142434445464748494a4b4c4d4e4f"
-                                "505152535455565758595a5b5c5d5e5f"
-                                "606162636465666768696a6b6c6d6e6f"
-                                "707172737475767778797a7b7c7d7e7f"
-                                "808182838485868788898a8b8c8d8e8f"
-                                "909192939495969798999a9b9c9d9e9f"
-                                "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
-                                "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-                                "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
-                                "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-                                "e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
-                                "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
 static inline unsigned decimal_digits(uint64_t v)
 {
@@ -167,6 +153,59 @@ static inline char *w_i64(char *p, int64_t v)
     return w_u64(p, (uint64_t)v);
 }
 
+#if defined(__SSE2__)
+/*
+ * The 16 hex digits of @v, lower case, leading zeros included, as the
+ * ASCII bytes of two registers in the order ascii8 gives (*hi the first
+ * eight): every byte split into its two nibbles, interleaved, and '0' or
+ * 'a' - 10 added to all sixteen at once.
+ */
+static inline void hex16(uint64_t v, uint64_t *hi, uint64_t *lo)
+{
+    __m128i x = _mm_cvtsi64_si128((long long)__builtin_bswap64(v));
+    __m128i mask = _mm_set1_epi8(0x0f);
+    __m128i high = _mm_and_si128(_mm_srli_epi16(x, 4), mask);
+    __m128i digits = _mm_unpacklo_epi8(high, _mm_and_si128(x, mask));
+    __m128i letters =
+        _mm_and_si128(_mm_cmpgt_epi8(digits, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+    digits = _mm_add_epi8(digits, _mm_add_epi8(letters, _mm_set1_epi8('0')));
+    *hi = (uint64_t)_mm_cvtsi128_si64(digits);
+    *lo = (uint64_t)_mm_cvtsi128_si64(_mm_srli_si128(digits, 8));
+}
+
+/* "0x" and the hex digits of @v, lower case, no leading zeros. */
+static inline char *w_hex(char *p, uint64_t v)
+{
+    unsigned n = v ? (unsigned)(67 - __builtin_clzll(v)) / 4 : 1;
+    uint64_t hi, lo;
+    hex16(v, &hi, &lo);
+    p[0] = '0';
+    p[1] = 'x';
+    p += 2;
+    if (n <= 8)
+        return store_last(p, lo, n);
+    p = store_last(p, hi, n - 8);
+    memcpy(p, &lo, 8);
+    return p + 8;
+}
+#else
+static const char hex_pairs[] = "000102030405060708090a0b0c0d0e0f"
+                                "101112131415161718191a1b1c1d1e1f"
+                                "202122232425262728292a2b2c2d2e2f"
+                                "303132333435363738393a3b3c3d3e3f"
+                                "404142434445464748494a4b4c4d4e4f"
+                                "505152535455565758595a5b5c5d5e5f"
+                                "606162636465666768696a6b6c6d6e6f"
+                                "707172737475767778797a7b7c7d7e7f"
+                                "808182838485868788898a8b8c8d8e8f"
+                                "909192939495969798999a9b9c9d9e9f"
+                                "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+                                "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+                                "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+                                "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+                                "e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+                                "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 /* "0x" and the hex digits of @v, lower case, no leading zeros. */
 static inline char *w_hex(char *p, uint64_t v)
 {
@@ -183,6 +222,7 @@ static inline char *w_hex(char *p, uint64_t v)
         *--q = hex_pairs[(v & 0xf) * 2 + 1];
     return end;
 }
+#endif
 
 /* A string literal: its length is a constant, so the copy is a few moves. */
 #define W_CONST(p, str) (memcpy((p), (str), sizeof(str) - 1), (p) + sizeof(str) - 1)

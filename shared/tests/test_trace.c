@@ -476,6 +476,38 @@ Test(trace_jsonl, extreme_values_round_trip_exactly)
     cr_assert_eq(back.u.vfio_user_reply.error, INT32_MIN);
 }
 
+/* Addresses are printed as printf's "0x%" PRIx64 prints them, at every
+ * length, in both formats. */
+Test(trace_text, addresses_print_in_lower_case_hex_without_leading_zeros)
+{
+    GRand *rng = g_rand_new_with_seed(7);
+    for (unsigned bits = 0; bits <= 64; bits++) {
+        for (int k = 0; k < 16; k++) {
+            uint64_t v = ((uint64_t)g_rand_int(rng) << 32 | g_rand_int(rng));
+            v = bits == 0 ? 0 : bits == 64 ? v : (v & ((1ull << bits) - 1)) | 1ull << (bits - 1);
+            if (k == 1)
+                v = bits == 64 ? UINT64_MAX : (1ull << bits) - 1;
+            trace_event ev = {.id = TRACE_EV_probe_property};
+            ev.u.probe_property.start = v;
+            ev.u.probe_property.end = ~v;
+            char *start = g_strdup_printf("0x%" PRIx64, v),
+                 *end = g_strdup_printf("0x%" PRIx64, ~v);
+            char text[TRACE_LINE_MAX], json[TRACE_LINE_MAX];
+            cr_assert_gt(trace_event_format(&ev, TRACE_FORMAT_TEXT, text, sizeof(text)), 0);
+            cr_assert_gt(trace_event_format(&ev, TRACE_FORMAT_JSONL, json, sizeof(json)), 0);
+            char *want_text = g_strdup_printf(" start=%s end=%s\n", start, end);
+            char *want_json = g_strdup_printf(",\"start\":\"%s\",\"end\":\"%s\"}\n", start, end);
+            cr_assert(g_str_has_suffix(text, want_text), "%s / %s", text, want_text);
+            cr_assert(g_str_has_suffix(json, want_json), "%s / %s", json, want_json);
+            g_free(start);
+            g_free(end);
+            g_free(want_text);
+            g_free(want_json);
+        }
+    }
+    g_rand_free(rng);
+}
+
 Test(trace_jsonl, reader_accepts_any_key_order_whitespace_and_unknown_keys)
 {
     const char *line = " { \"domain\" : 2, \"future\": {\"a\": [1, 2.5e3, true, null, \"x\"]},"
