@@ -13,7 +13,7 @@
 #include <glib.h>
 #include <stdarg.h>
 #include <string.h>
-#if defined(__SSE2__)
+#if defined(__SSE2__) && defined(__x86_64__)
 #include <emmintrin.h>
 #endif
 
@@ -153,7 +153,7 @@ static inline char *w_i64(char *p, int64_t v)
     return w_u64(p, (uint64_t)v);
 }
 
-#if defined(__SSE2__)
+#if defined(__SSE2__) && defined(__x86_64__)
 /*
  * The 16 hex digits of @v, lower case, leading zeros included, as the
  * ASCII bytes of two registers in the order ascii8 gives (*hi the first
