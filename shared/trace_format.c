@@ -337,7 +337,8 @@ static char *format_ts(char *p, uint64_t ts_ns, trace_format format)
 
 /* Writes the rest of @ev's line after its time, newline included, at @p;
  * @ev->id is an event. Returns the end of the line. */
-static char *format_after_ts(char *p, const trace_event *ev, trace_format format)
+static inline __attribute__((always_inline)) char *format_after_ts(char *p, const trace_event *ev,
+                                                                   trace_format format)
 {
     if (format == TRACE_FORMAT_TEXT) {
         switch (ev->id) {

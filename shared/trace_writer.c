@@ -126,6 +126,8 @@ static struct {
 
     /* Changed only while the thread is stopped; the thread's own then. */
     sink sinks[2];
+    sink *open[2]; /* the sinks with a file, from the thread's start */
+    unsigned nopen;
     uint64_t since_ns;   /* events before this are from before the files */
     uint64_t origin_ns;  /* ts 0 */
     uint64_t last_ts;    /* the latest timestamp written */
@@ -407,37 +409,39 @@ static void emit(const trace_event *slot)
     if (ts < W.last_ts)
         ts = W.last_ts;
     W.last_ts = ts;
-    /* Formatted straight from the slot, with the time the file shows. */
-    bool run = slot->id == TRACE_RING_RECEIVED_RUN;
-    bool known = run || (unsigned)slot->id < TRACE_EVENT_COUNT;
-    size_t need = run ? TRACE_RECEIVED_PER_SLOT * TRACE_LINE_MAX : TRACE_LINE_MAX;
-    for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++) {
-        sink *s = &W.sinks[f];
-        if (!s->file)
-            continue;
-        if (!known) {
-            set_err(s, -EINVAL);
-            continue;
+    if (__builtin_expect((unsigned)slot->id >= TRACE_EVENT_COUNT, 0)) {
+        bool run = slot->id == TRACE_RING_RECEIVED_RUN;
+        for (unsigned k = 0; k < W.nopen; k++) {
+            sink *s = W.open[k];
+            if (!run) {
+                set_err(s, -EINVAL);
+                continue;
+            }
+            if (s->text_len + TRACE_RECEIVED_PER_SLOT * TRACE_LINE_MAX > TEXT_BUF)
+                write_text(s);
+            s->text_len += trace_received_run_format_at(slot, ts, (trace_format)(s - W.sinks),
+                                                        s->text + s->text_len);
         }
-        if (s->text_len + need > TEXT_BUF)
+        return;
+    }
+    /* Formatted straight from the slot, with the time the file shows. */
+    for (unsigned k = 0; k < W.nopen; k++) {
+        sink *s = W.open[k];
+        trace_format f = (trace_format)(s - W.sinks);
+        if (s->text_len + TRACE_LINE_MAX > TEXT_BUF)
             write_text(s);
         char *at = s->text + s->text_len;
-        if (run) {
-            s->text_len += trace_received_run_format_at(slot, ts, (trace_format)f, at);
-            continue;
-        }
         if (!s->ts_known || s->ts_at != ts) {
-            char line[TRACE_LINE_MAX];
-            s->ts_len = trace_ts_format_at(ts, (trace_format)f, line);
-            memcpy(s->ts_text, line, TRACE_TS_MAX);
+            s->ts_len = trace_ts_format_at(ts, f, at);
+            memcpy(s->ts_text, at, TRACE_TS_MAX);
             s->ts_at = ts;
             s->ts_known = true;
+        } else {
+            /* The whole prefix buffer: what it holds past ts_len the rest
+             * of the line overwrites. */
+            memcpy(at, s->ts_text, TRACE_TS_MAX);
         }
-        /* The whole prefix buffer: what it holds past ts_len the rest of
-         * the line overwrites. */
-        memcpy(at, s->ts_text, TRACE_TS_MAX);
-        s->text_len +=
-            s->ts_len + trace_event_format_after_ts(slot, (trace_format)f, at + s->ts_len);
+        s->text_len += s->ts_len + trace_event_format_after_ts(slot, f, at + s->ts_len);
     }
 }
 
@@ -582,6 +586,10 @@ static void *writer_main(void *unused)
 static int start_locked(void)
 {
     W.stop = false;
+    W.nopen = 0;
+    for (unsigned f = 0; f < G_N_ELEMENTS(W.sinks); f++)
+        if (W.sinks[f].file)
+            W.open[W.nopen++] = &W.sinks[f];
     int err = pthread_create(&W.thread, NULL, writer_main, NULL);
     if (err)
         return -err;
