@@ -238,8 +238,7 @@ void vi_trace_batch_done(const viommu *v, const viommu_request *reqs, vi_req_tra
 uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
 
 /* A listener event may be wanted: with tracing off, one load and a
- * branch per listener call; vi_trace_listener_map/unmap then check the
- * event itself, out of line. */
+ * branch per listener call; VI_TRACE_LISTENER then stages the event. */
 #ifdef TRACE_COMPILED_OUT
 #define vi_trace_listener_wanted(v) 0
 #else
@@ -252,10 +251,12 @@ uint32_t vi_trace_listener_index(viommu *v, uint32_t endpoint);
       __atomic_load_n(&viommu_listener_map_semaphore, __ATOMIC_RELAXED) |                          \
       __atomic_load_n(&viommu_listener_unmap_semaphore, __ATOMIC_RELAXED)) != 0)
 /* Fire listener_map or listener_unmap for @ev, which listener @index
- * answered with @rc, when that event is wanted. */
+ * answered with @rc, when that event is wanted: out of line, waiting for
+ * room in the batch's ring if it must. */
 void vi_trace_listener_map(const viommu *v, uint32_t index, const mapping_event *ev, int rc);
 void vi_trace_listener_unmap(const viommu *v, uint32_t index, const mapping_event *ev, int rc);
-/* The same, inline while the batch's ring has room as last seen. */
+/* The same, inline while the batch's ring has room as last seen, else
+ * through the functions above. */
 #define VI_TRACE_LISTENER(v, name, index, ev, rc)                                                  \
     do {                                                                                           \
         trace_ring *r_ = (v)->trace_ring;                                                          \
